@@ -1,0 +1,68 @@
+// deno-lint-ignore-file no-console -- a build tool that prints progress, not part of the agent
+/**
+ * `deno task compile`: builds the single `liveupdate-agent` binary with exactly the
+ * agent's permission flags. Refuses, with a clear message, when the compile
+ * runtime (denort) cannot be had, instead of leaving a broken file behind.
+ *
+ * Usage: deno task compile [--output=PATH]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { PERMISSION_FLAGS } from "./permissions.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+async function isFullDeno(binary: string): Promise<boolean> {
+  try {
+    const out = await new Deno.Command(binary, {
+      args: ["--version"],
+      stdout: "piped",
+      stderr: "null",
+    })
+      .output();
+    return new TextDecoder().decode(out.stdout).startsWith("deno ");
+  } catch {
+    return false;
+  }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { output: { type: "string", default: `${root}.build/liveupdate-agent` } },
+    strict: true,
+  });
+  const output = values.output!;
+  const denort = Deno.env.get("DENORT_BIN");
+  if (denort && await isFullDeno(denort)) {
+    console.error(
+      `compile: DENORT_BIN="${denort}" is the full deno CLI, not the denort runtime. A binary ` +
+        "built on it ignores its payload. Unset DENORT_BIN or point it at denort.",
+    );
+    Deno.exit(1);
+  }
+  await Deno.mkdir(output.slice(0, output.lastIndexOf("/")) || ".", { recursive: true });
+  const result = await new Deno.Command(Deno.execPath(), {
+    args: ["compile", "--frozen", ...PERMISSION_FLAGS, "--output", output, `${root}agent/main.ts`],
+    stdout: "inherit",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(result.stderr);
+  if (result.code !== 0) {
+    await Deno.remove(output).catch(() => {});
+    if (/denort|dl\.deno\.land|base binary/i.test(stderr)) {
+      console.error(
+        "compile: the compile runtime (denort) is not available: deno compile downloads it from " +
+          "dl.deno.land, which this machine cannot reach. Build the binary with the Containerfile " +
+          "on a machine with network access, or set DENORT_BIN to a denort binary. No binary was written.",
+      );
+    } else {
+      console.error(stderr.trimEnd());
+      console.error(`compile: deno compile failed (exit ${result.code}); no binary was written.`);
+    }
+    Deno.exit(1);
+  }
+  console.log(`compile: wrote ${output}`);
+}

@@ -1,0 +1,9 @@
+/**
+ * The command line of `liveupdate-agent`.
+ *
+ * @module
+ */
+
+export * from "./command.ts";
+export * from "./commands.ts";
+export * from "./run.ts";

@@ -1,0 +1,110 @@
+/**
+ * Running one invocation of `liveupdate-agent`: parse, load the configuration,
+ * dispatch, and turn every error into one clear line and its exit code.
+ *
+ * @module
+ */
+
+import { ConfigError, loadConfig, type LoadedConfig } from "../config/mod.ts";
+import { AgentError, UsageError } from "../errors.ts";
+import { ExitCode } from "../exit_codes.ts";
+import type { Host } from "../host/mod.ts";
+import {
+  createLogger,
+  type Level,
+  type LogFormat,
+  type Logger,
+  resolveFormat,
+  wantsColor,
+} from "../log/mod.ts";
+import { VERSION } from "../version.ts";
+import type { Command } from "./command.ts";
+import { COMMANDS } from "./commands.ts";
+import { commandHelp, mainHelp } from "./help.ts";
+import { parseCommandLine } from "./parse.ts";
+
+function makeLogger(host: Host, level: Level, format: LogFormat | "auto"): Logger {
+  const resolved = resolveFormat(format, host.env, host.stderr);
+  return createLogger({
+    output: host.stderr,
+    clock: host.clock,
+    level,
+    format: resolved,
+    color: resolved === "text" && wantsColor(host.env, host.stderr),
+  });
+}
+
+function reportUnexpected(log: Logger, error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  log.error(`Unexpected internal error: ${message}. Please report this as a bug.`);
+  if (error instanceof Error && error.stack) log.debug(error.stack);
+}
+
+/**
+ * Runs the command line `argv` (without the program name) against `host` and
+ * returns the exit code. Never throws.
+ */
+export async function runCli(
+  argv: readonly string[],
+  host: Host,
+  commands: readonly Command[] = COMMANDS,
+): Promise<number> {
+  let log = makeLogger(host, "info", "auto");
+  let parsed;
+  try {
+    parsed = parseCommandLine(argv, commands);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      log.error(error.message);
+      return error.exitCode;
+    }
+    reportUnexpected(log, error);
+    return ExitCode.Failed;
+  }
+  const { global, command, args } = parsed;
+  if (global.version) {
+    host.stdout.write(`liveupdate-agent ${VERSION}\n`);
+    return ExitCode.Success;
+  }
+  if (!command) {
+    if (global.help) {
+      host.stdout.write(mainHelp(commands));
+      return ExitCode.Success;
+    }
+    host.stderr.write(mainHelp(commands));
+    return ExitCode.Usage;
+  }
+  if (global.help) {
+    host.stdout.write(commandHelp(command));
+    return ExitCode.Success;
+  }
+  log = makeLogger(host, global.logLevel ?? "info", global.logFormat ?? "auto");
+  const configRoot = global.configRoot ?? "/";
+  let loaded: LoadedConfig;
+  try {
+    loaded = await loadConfig(host.fs, { root: configRoot });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const problem of error.problems) log.error(problem.message);
+      return error.exitCode;
+    }
+    reportUnexpected(log, error);
+    return ExitCode.Failed;
+  }
+  log = makeLogger(
+    host,
+    global.logLevel ?? loaded.config.log.level,
+    global.logFormat ?? loaded.config.log.format,
+  );
+  try {
+    return await command.run({ host, log, loaded, configRoot }, args);
+  } catch (error) {
+    if (error instanceof AgentError) {
+      log.error(error.message);
+      if (error.cause !== undefined) log.debug(`Caused by: ${String(error.cause)}`);
+      return error.exitCode;
+    }
+    reportUnexpected(log, error);
+    return ExitCode.Failed;
+  }
+}

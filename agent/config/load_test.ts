@@ -1,0 +1,332 @@
+import assert from "node:assert/strict";
+import { ConfigError } from "./config_error.ts";
+import { DROP_IN_DIRS, findDropIns, loadConfig } from "./load.ts";
+
+type Tree = Record<string, string>;
+
+async function withRoot(tree: Tree, fn: (root: string) => Promise<void>): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: "liveupdate-config-" });
+  try {
+    for (const [file, content] of Object.entries(tree)) {
+      const full = `${root}${file}`;
+      await Deno.mkdir(full.slice(0, full.lastIndexOf("/")), { recursive: true });
+      await Deno.writeTextFile(full, content);
+    }
+    await fn(root);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+const USR = DROP_IN_DIRS[0];
+const ETC = DROP_IN_DIRS[1];
+const RUN = DROP_IN_DIRS[2];
+
+Deno.test("defaults hold when no drop-in exists", async () => {
+  await withRoot({}, async (root) => {
+    const loaded = await loadConfig(Deno, { root });
+    assert.deepEqual(loaded.sources, []);
+    assert.equal(loaded.config.paths.sysfs, "/sys");
+    assert.equal(loaded.config.paths.state_dir, "/var/lib/liveupdate");
+    assert.equal(loaded.config.systemd.bus_address, "unix:path=/run/dbus/system_bus_socket");
+    assert.equal(loaded.config.kernel.watch_interval, 1000);
+    assert.deepEqual(loaded.config.phases.prepare.stop, []);
+    assert.equal(loaded.origins.size, 0);
+  });
+});
+
+Deno.test("directories merge /usr/lib, then /etc, then /run; files lexically within", async () => {
+  await withRoot({
+    [`${USR}/10-base.toml`]: '[paths]\nsysfs = "/usr-sys"\nstate_dir = "/usr-state"\n',
+    [`${USR}/90-late.toml`]: '[paths]\nudev_db = "/usr-udev"\n',
+    [`${ETC}/20-site.toml`]: '[paths]\nsysfs = "/etc-sys"\n',
+    [`${ETC}/05-early.toml`]: '[paths]\nudev_db = "/etc-udev-early"\n',
+    [`${ETC}/50-later.toml`]: '[paths]\nudev_db = "/etc-udev-later"\n',
+    [`${RUN}/00-runtime.toml`]: '[paths]\nstate_dir = "/run-state"\n',
+  }, async (root) => {
+    const loaded = await loadConfig(Deno, { root });
+    assert.deepEqual(loaded.sources, [
+      `${root}${USR}/10-base.toml`,
+      `${root}${USR}/90-late.toml`,
+      `${root}${ETC}/05-early.toml`,
+      `${root}${ETC}/20-site.toml`,
+      `${root}${ETC}/50-later.toml`,
+      `${root}${RUN}/00-runtime.toml`,
+    ]);
+    assert.equal(loaded.config.paths.sysfs, "/etc-sys");
+    assert.equal(loaded.config.paths.udev_db, "/etc-udev-later");
+    assert.equal(loaded.config.paths.state_dir, "/run-state");
+    assert.equal(loaded.origins.get("paths.sysfs"), `${root}${ETC}/20-site.toml`);
+    assert.equal(loaded.origins.get("paths.state_dir"), `${root}${RUN}/00-runtime.toml`);
+    assert.equal(loaded.origins.get("paths.debugfs"), undefined);
+  });
+});
+
+Deno.test("a later file with the same name replaces the earlier one entirely", async () => {
+  await withRoot({
+    [`${USR}/50-vendor.toml`]: '[paths]\nsysfs = "/vendor"\nudev_db = "/vendor-udev"\n',
+    [`${ETC}/50-vendor.toml`]: '[paths]\nsysfs = "/mine"\n',
+  }, async (root) => {
+    const loaded = await loadConfig(Deno, { root });
+    assert.deepEqual(loaded.sources, [`${root}${ETC}/50-vendor.toml`]);
+    assert.equal(loaded.config.paths.sysfs, "/mine");
+    assert.equal(loaded.config.paths.udev_db, "/run/udev", "the vendor file is not merged");
+  });
+});
+
+Deno.test("an empty file or a symlink to /dev/null masks a same-named file", async () => {
+  await withRoot({
+    [`${USR}/50-vendor.toml`]: '[paths]\nsysfs = "/vendor"\n',
+    [`${USR}/60-other.toml`]: '[paths]\nudev_db = "/other"\n',
+    [`${ETC}/50-vendor.toml`]: "",
+  }, async (root) => {
+    await Deno.symlink("/dev/null", `${root}${RUN}/60-other.toml`).catch(async () => {
+      await Deno.mkdir(`${root}${RUN}`, { recursive: true });
+      await Deno.symlink("/dev/null", `${root}${RUN}/60-other.toml`);
+    });
+    const loaded = await loadConfig(Deno, { root });
+    assert.deepEqual(loaded.sources, []);
+    assert.equal(loaded.config.paths.sysfs, "/sys");
+    assert.equal(loaded.config.paths.udev_db, "/run/udev");
+  });
+});
+
+Deno.test("files without .toml and hidden files are ignored", async () => {
+  await withRoot({
+    [`${ETC}/50-site.toml.bak`]: "garbage = [",
+    [`${ETC}/.50-site.toml`]: "garbage = [",
+    [`${ETC}/README`]: "not toml",
+  }, async (root) => {
+    assert.deepEqual(await findDropIns(Deno, root), []);
+  });
+});
+
+Deno.test("later tables merge key by key into earlier ones", async () => {
+  await withRoot({
+    [`${USR}/10.toml`]: '[phases.prepare]\nstop = ["vmm.service"]\ntimeout = "30s"\n',
+    [`${ETC}/10.toml.d-ignored`]: "",
+    [`${ETC}/20.toml`]: '[phases.prepare]\nstart = ["checkpoint.service"]\n',
+  }, async (root) => {
+    const { config } = await loadConfig(Deno, { root });
+    assert.deepEqual(config.phases.prepare.stop, ["vmm.service"]);
+    assert.deepEqual(config.phases.prepare.start, ["checkpoint.service"]);
+    assert.equal(config.phases.prepare.timeout, 30_000);
+  });
+});
+
+/** Each malformed config, the key it must name, and a phrase its message must hold. */
+const MALFORMED: { name: string; toml: string; key?: string; says: RegExp }[] = [
+  { name: "TOML syntax", toml: "[paths\nsysfs = 1", says: /not valid TOML at line 1, column \d+/ },
+  { name: "unterminated string", toml: 'sysfs = "abc', says: /not valid TOML at line 1/ },
+  {
+    name: "unknown key with suggestion",
+    toml: '[kernel]\nwatch_intervall = "2s"',
+    key: "kernel.watch_intervall",
+    says: /unknown key "kernel.watch_intervall"; did you mean "kernel.watch_interval"\?/,
+  },
+  {
+    name: "unknown section with suggestion",
+    toml: '[kernal]\nbackend = "auto"',
+    key: "kernal",
+    says: /unknown section "kernal"; did you mean "kernel"\?/,
+  },
+  {
+    name: "key in the wrong section",
+    toml: '[paths]\nbus_address = "unix:path=/x"',
+    key: "paths.bus_address",
+    says: /did you mean "systemd.bus_address"\?/,
+  },
+  {
+    name: "unknown key without suggestion",
+    toml: "[paths]\nfrobnicate = 1",
+    key: "paths.frobnicate",
+    says: /unknown key "paths.frobnicate" Remove it/,
+  },
+  {
+    name: "relative path",
+    toml: '[paths]\nsysfs = "sys"',
+    key: "paths.sysfs",
+    says: /is "sys" \(it is not an absolute path\), but must be an absolute path/,
+  },
+  {
+    name: "path with ..",
+    toml: '[paths]\nstate_dir = "/var/../etc"',
+    key: "paths.state_dir",
+    says: /'\.\.' component/,
+  },
+  {
+    name: "path of the wrong type",
+    toml: "[paths]\nsysfs = 5",
+    key: "paths.sysfs",
+    says: /is 5, but must be an absolute path/,
+  },
+  {
+    name: "bad duration",
+    toml: '[phases.prepare]\ntimeout = "10 parsecs"',
+    key: "phases.prepare.timeout",
+    says: /is "10 parsecs", but must be a duration .* use the default "2min"/,
+  },
+  {
+    name: "duration out of range",
+    toml: '[kernel]\nwatch_interval = "2h"',
+    key: "kernel.watch_interval",
+    says: /\(it is out of range\)/,
+  },
+  {
+    name: "negative duration",
+    toml: "[kernel]\nwatch_interval = -3",
+    key: "kernel.watch_interval",
+    says: /is -3, but must be a duration/,
+  },
+  {
+    name: "enum value",
+    toml: '[log]\nlevel = "verbose"',
+    key: "log.level",
+    says: /is "verbose", but must be one of "debug", "info", "notice", "warning", "error"/,
+  },
+  {
+    name: "boolean as string",
+    toml: '[compat]\nallow_unknown = "yes"',
+    key: "compat.allow_unknown",
+    says: /is "yes", but must be true or false/,
+  },
+  {
+    name: "unit name without suffix",
+    toml: '[phases.prepare]\nstop = ["vmm"]',
+    key: "phases.prepare.stop",
+    says: /"vmm" is not a unit name with a type suffix/,
+  },
+  {
+    name: "unit list as a string",
+    toml: '[phases.prepare]\nstop = "vmm.service"',
+    key: "phases.prepare.stop",
+    says: /must be a list of unit names/,
+  },
+  {
+    name: "unit listed twice",
+    toml: '[phases.cancel]\nstart = ["a.service", "a.service"]',
+    key: "phases.cancel.start",
+    says: /lists a unit twice/,
+  },
+  {
+    name: "section given as a value",
+    toml: 'paths = "/sys"',
+    key: "paths",
+    says: /"paths" is "\/sys", but must be a table \(\[paths\]\)/,
+  },
+  {
+    name: "phase section given as a value",
+    toml: "[phases]\nprepare = 1",
+    key: "phases.prepare",
+    says: /must be a table \(\[phases.prepare\]\)/,
+  },
+  {
+    name: "integer out of range",
+    toml: "[store]\nhistory = 0",
+    key: "store.history",
+    says: /is 0 \(it is out of range\), but must be an integer from 1 to 10000/,
+  },
+  {
+    name: "float for an integer",
+    toml: "[store]\nhistory = 2.5",
+    key: "store.history",
+    says: /is 2.5, but must be an integer/,
+  },
+  {
+    name: "bad bus address",
+    toml: '[systemd]\nbus_address = "tcp:host=10.0.0.1"',
+    key: "systemd.bus_address",
+    says: /must be a D-Bus address/,
+  },
+  {
+    name: "bad version override",
+    toml: '[compat]\ntarget_version = "one"',
+    key: "compat.target_version",
+    says: /must be a version such as "1.0"/,
+  },
+  {
+    name: "bad udev tag",
+    toml: '[devices]\ntag = "live update"',
+    key: "devices.tag",
+    says: /must be a udev tag name/,
+  },
+  {
+    name: "bad property filter name",
+    toml: '[devices.match]\n"driver" = "vfio-pci"',
+    key: "devices.match",
+    says: /the name "driver" is not allowed/,
+  },
+  {
+    name: "unit both stopped and started",
+    toml: '[phases.prepare]\nstop = ["a.service"]\nstart = ["a.service"]',
+    key: "phases.prepare.start",
+    says: /unit "a.service" is both stopped and started in phase "prepare"/,
+  },
+  {
+    name: "initrd without kernel",
+    toml: '[target]\ninitrd = "/boot/initrd.img"',
+    key: "target.initrd",
+    says: /"target.initrd" is set but "target.kernel" is not/,
+  },
+  {
+    name: "date where a string belongs",
+    toml: "[target]\ncmdline = 1979-05-27",
+    key: "target.cmdline",
+    says: /is a date \(1979-05-27\), but must be a string/,
+  },
+];
+
+for (const bad of MALFORMED) {
+  Deno.test(`malformed config: ${bad.name}`, async () => {
+    await withRoot({ [`${ETC}/50-bad.toml`]: bad.toml }, async (root) => {
+      const error = await loadConfig(Deno, { root }).then(
+        () => assert.fail("the config was accepted"),
+        (error: unknown) => error,
+      );
+      assert.ok(error instanceof ConfigError, `expected ConfigError, got ${error}`);
+      assert.equal(error.name, "ConfigError");
+      assert.equal(error.exitCode, 3);
+      assert.equal(error.problems.length, 1, error.message);
+      const [problem] = error.problems;
+      const file = `${root}${ETC}/50-bad.toml`;
+      assert.equal(problem!.file, file);
+      assert.ok(problem!.message.startsWith(`Config file "${file}"`), problem!.message);
+      if (bad.key) assert.equal(problem!.key, bad.key);
+      assert.match(problem!.message, bad.says);
+      assert.doesNotMatch(problem!.message, /\n/, "one line");
+    });
+  });
+}
+
+Deno.test("problems in several files are all reported, in merge order", async () => {
+  await withRoot({
+    [`${USR}/10.toml`]: "[log]\nlevel = 1",
+    [`${ETC}/10.toml.x`]: "",
+    [`${ETC}/20.toml`]: '[paths]\nsysfs = "x"\n[nope]\n',
+  }, async (root) => {
+    const error = await loadConfig(Deno, { root }).catch((e) => e);
+    assert.ok(error instanceof ConfigError);
+    assert.deepEqual(error.problems.map((p) => p.key), ["log.level", "paths.sysfs", "nope"]);
+    assert.match(error.message, /\(and 2 more problems\)$/);
+  });
+});
+
+Deno.test("an unreadable config file is a clear error", async () => {
+  await withRoot({ [`${ETC}/50.toml`]: "" }, async (root) => {
+    const file = `${root}${ETC}/50.toml`;
+    await Deno.remove(file);
+    await Deno.mkdir(file);
+    await Deno.writeTextFile(`${file}/inner`, "x");
+    const error = await loadConfig(Deno, { root }).catch((e) => e);
+    assert.ok(error instanceof ConfigError);
+    assert.match(error.message, /^Cannot read config file ".*\/50\.toml": it is a directory\./);
+  });
+});
+
+Deno.test("a file where a config directory belongs is a clear error", async () => {
+  await withRoot({ "/etc/liveupdate/config.d": "oops" }, async (root) => {
+    const error = await loadConfig(Deno, { root }).catch((e) => e);
+    assert.ok(error instanceof ConfigError);
+    assert.match(error.message, /Config directory ".*config\.d" is not a directory/);
+  });
+});

@@ -1,0 +1,9 @@
+/**
+ * Host access behind small interfaces.
+ *
+ * @module
+ */
+
+export * from "./host.ts";
+export * from "./real_host.ts";
+export * from "./test_host.ts";

@@ -1,0 +1,16 @@
+#!/usr/bin/env -S deno run
+/**
+ * `liveupdate-agent`: the host agent for the Linux kernel's Live Update
+ * Orchestrator. This is the only place the real host is created; everything
+ * below receives it.
+ *
+ * @module
+ */
+
+import { runCli } from "./cli/mod.ts";
+import { createRealHost } from "./host/mod.ts";
+
+if (import.meta.main) {
+  const code = await runCli(Deno.args, createRealHost());
+  Deno.exit(code);
+}
