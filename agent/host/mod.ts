@@ -6,4 +6,6 @@
 
 export * from "./host.ts";
 export * from "./real_host.ts";
+export * from "./errno.ts";
+export * from "./libc.ts";
 export * from "./test_host.ts";
