@@ -32,6 +32,10 @@ const SYMBOLS = {
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize", nonblocking: true },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  getpid: { parameters: [], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
