@@ -31,32 +31,29 @@ Deno.test("a killed holder leaves no stale lock", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/update.lock`;
-    // Another agent process takes the lock and is then killed.
+    // Another agent process takes the lock, says so, and is then killed.
     const lockModule = new URL("./lock.ts", import.meta.url).href;
     const hostModule = new URL("../host/mod.ts", import.meta.url).href;
     const script = `import { acquireUpdateLock } from "${lockModule}";
       import { openLibc } from "${hostModule}";
       acquireUpdateLock(openLibc(), ${JSON.stringify(path)});
-      await new Promise((r) => setTimeout(r, 60_000));`;
+      console.log("locked");
+      await new Promise((r) => setTimeout(r, 120_000));`;
     const holder = new Deno.Command(Deno.execPath(), {
       args: ["eval", "--no-config", script],
-      stdout: "null",
+      stdout: "piped",
       stderr: "null",
     }).spawn();
     try {
-      let busy = false;
-      for (let i = 0; i < 500 && !busy; i++) {
-        try {
-          acquireUpdateLock(libc, path).release();
-          await new Promise((r) => setTimeout(r, 20));
-        } catch (error) {
-          busy = error instanceof BusyError;
-        }
-      }
-      assert.ok(busy, "the other process holds the lock");
+      const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const { value } = await reader.read();
+      reader.releaseLock();
+      assert.equal(value?.trim(), "locked");
+      assert.throws(() => acquireUpdateLock(libc, path), BusyError);
     } finally {
       holder.kill("SIGKILL");
       await holder.status;
+      await holder.stdout.cancel().catch(() => {});
     }
     acquireUpdateLock(libc, path).release();
   } finally {
