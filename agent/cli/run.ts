@@ -15,6 +15,7 @@ import {
   type LogFormat,
   type Logger,
   resolveFormat,
+  streamSink,
   wantsColor,
 } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
@@ -25,13 +26,8 @@ import { parseCommandLine } from "./parse.ts";
 
 function makeLogger(host: Host, level: Level, format: LogFormat | "auto"): Logger {
   const resolved = resolveFormat(format, host.env, host.stderr);
-  return createLogger({
-    output: host.stderr,
-    clock: host.clock,
-    level,
-    format: resolved,
-    color: resolved === "text" && wantsColor(host.env, host.stderr),
-  });
+  const color = resolved === "text" && wantsColor(host.env, host.stderr);
+  return createLogger({ sink: streamSink(host.stderr, resolved, color), clock: host.clock, level });
 }
 
 function reportUnexpected(log: Logger, error: unknown): void {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { captureOutput, fixedClock } from "../host/mod.ts";
 import { formatRecord, type LogRecord } from "./format.ts";
-import { createLogger, resolveFormat } from "./logger.ts";
+import { createLogger, resolveFormat, streamSink } from "./logger.ts";
 
 const time = new Date("2026-11-25T20:00:00.000Z");
 const record = (level: LogRecord["level"], message: string, fields = {}): LogRecord => ({
@@ -56,7 +56,8 @@ Deno.test("json format is one object per line with time, level, priority and fie
 
 Deno.test("logger filters by level and binds fields", () => {
   const output = captureOutput();
-  const log = createLogger({ output, clock: fixedClock(time), level: "notice", format: "journal" });
+  const sink = streamSink(output, "journal");
+  const log = createLogger({ sink, clock: fixedClock(time), level: "notice" });
   log.info("hidden");
   log.debug("hidden");
   const attempt = log.with({ attempt: "a7" });

@@ -4,8 +4,10 @@
  * @module
  */
 
-import type { Clock, Environment, Output } from "../host/mod.ts";
-import { type Fields, formatRecord, type LogFormat } from "./format.ts";
+import type { Clock, Environment, Libc, Output } from "../host/mod.ts";
+import { type EventName, EVENTS } from "./events.ts";
+import { type Fields, formatRecord, type LogFormat, type LogRecord } from "./format.ts";
+import { sendToJournal } from "./journal_native.ts";
 import { type Level, passes } from "./level.ts";
 
 /** Logs records with structured fields. */
@@ -15,21 +17,46 @@ export interface Logger {
   notice(message: string, fields?: Fields): void;
   warning(message: string, fields?: Fields): void;
   error(message: string, fields?: Fields): void;
+  /** Logs an event of a known kind at its level, with its MESSAGE_ID in the journal. */
+  event(name: EventName, message: string, fields?: Fields): void;
   /** A logger that adds `fields` to every record (for example the attempt id). */
   with(fields: Fields): Logger;
 }
 
-/** Options of {@link createLogger}. */
-export interface LoggerOptions {
-  output: Output;
-  clock: Pick<Clock, "now">;
-  level: Level;
-  format: LogFormat;
-  /** Colour text lines (only for a terminal). */
-  color?: boolean;
+/** Where records go. */
+export interface LogSink {
+  write(record: LogRecord): void;
 }
 
-class StreamLogger implements Logger {
+/** A sink writing one formatted line per record to `output`. */
+export function streamSink(output: Output, format: LogFormat, color = false): LogSink {
+  return { write: (record) => output.write(formatRecord(record, format, color)) };
+}
+
+/**
+ * A sink sending records to journald's native socket (structured fields,
+ * MESSAGE_ID); when the journal cannot take a record, that record and every later
+ * one go to `fallback` instead. Needs `--allow-ffi` and write on the socket.
+ */
+export function journalSink(libc: () => Libc, fallback: LogSink, socket?: string): LogSink {
+  let broken = false;
+  return {
+    write(record) {
+      if (!broken && sendToJournal(libc(), record, socket) === undefined) return;
+      broken = true;
+      fallback.write(record);
+    },
+  };
+}
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  sink: LogSink;
+  clock: Pick<Clock, "now">;
+  level: Level;
+}
+
+class SinkLogger implements Logger {
   constructor(private readonly options: LoggerOptions, private readonly bound: Fields) {}
 
   private log(level: Level, message: string, fields: Fields = {}): void {
@@ -40,7 +67,11 @@ class StreamLogger implements Logger {
       message,
       fields: { ...this.bound, ...fields },
     };
-    this.options.output.write(formatRecord(record, this.options.format, this.options.color));
+    this.options.sink.write(record);
+  }
+
+  event(name: EventName, message: string, fields: Fields = {}): void {
+    this.log(EVENTS[name].level, message, { event: name, ...fields });
   }
 
   debug(message: string, fields?: Fields): void {
@@ -59,13 +90,13 @@ class StreamLogger implements Logger {
     this.log("error", message, fields);
   }
   with(fields: Fields): Logger {
-    return new StreamLogger(this.options, { ...this.bound, ...fields });
+    return new SinkLogger(this.options, { ...this.bound, ...fields });
   }
 }
 
-/** Creates a logger writing one line per record to `options.output`. */
+/** Creates a logger writing every record that passes `options.level` to `options.sink`. */
 export function createLogger(options: LoggerOptions): Logger {
-  return new StreamLogger(options, {});
+  return new SinkLogger(options, {});
 }
 
 /**
