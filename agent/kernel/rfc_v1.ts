@@ -133,9 +133,14 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
     return { requested: requested!, preserved: preserved!, reclaimed: reclaimed! };
   }
 
-  setRequested(device: DevicePath, requested: boolean): Promise<void> {
+  async setRequested(device: DevicePath, requested: boolean): Promise<void> {
     const file = `${this.devicesDir}/${checkDevicePath(device)}/liveupdate/requested`;
-    return this.write(file, requested ? "1" : "0", requested ? "request" : "unrequest", device);
+    return await this.write(
+      file,
+      requested ? "1" : "0",
+      requested ? "request" : "unrequest",
+      device,
+    );
   }
 
   incoming() {
