@@ -58,14 +58,13 @@ export function decideCompatibility(
     };
   }
   const unknown = sides.filter(([, side]) => "unknown" in side);
+  const why = (side: VersionKnowledge) => (side as { unknown: string }).unknown.replace(/\.$/, "");
   if (unknown.length > 0) {
     const what = unknown.length === 2
-      ? `the LUO ABI versions of both kernels are unknown (running: ${
-        (running as { unknown: string }).unknown
-      }; target: ${(target as { unknown: string }).unknown})`
-      : `the ${unknown[0]![0]} kernel's LUO ABI version is unknown (${
-        (unknown[0]![1] as { unknown: string }).unknown
-      })`;
+      ? `the LUO ABI versions of both kernels are unknown (running: ${why(running)}; target: ${
+        why(target)
+      })`
+      : `the ${unknown[0]![0]} kernel's LUO ABI version is unknown (${why(unknown[0]![1])})`;
     if (allowUnknown) {
       return {
         outcome: "unknown",
