@@ -7,19 +7,30 @@
  */
 
 import { ExitCode } from "../exit_codes.ts";
+import { errnoName } from "../host/errno.ts";
 import type { DevicePath, LuoState } from "./kernel.ts";
 import { KernelError, type KernelOperation } from "./kernel_error.ts";
 
 /**
- * The errno name of a failed host call: Deno's errors carry it as `code`
- * ("EINVAL"; Deno 2.9 surfaces a rejected sysfs write as a `TypeError` with
- * `code === "EINVAL"` and EACCES as `PermissionDenied`, so only `code` is reliable).
- * Undefined for errors that are not the kernel's (Deno's own permission checks).
+ * The errno name of a failed host call. Deno's OS errors carry it as `code`
+ * ("EINVAL"), but not for every errno (ENODEV has none; 95 is called "ENOTSUP"),
+ * while their message always ends in "(os error N)": the number wins when it is
+ * there, named as {@link errnoName} names it. Deno 2.9 surfaces a rejected sysfs
+ * write as a `TypeError` and EACCES as `PermissionDenied`, so the class says
+ * nothing. Undefined for errors that are not the kernel's (Deno's own
+ * permission checks, the agent's own errors).
  */
 export function errnoOf(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null) return undefined;
+  const message = (error as { message?: unknown }).message;
+  const number = typeof message === "string" ? /\(os error (\d+)\)/.exec(message)?.[1] : undefined;
   const code = (error as { code?: unknown }).code;
-  return typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+  const named = typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+  if (number !== undefined) {
+    const name = errnoName(Number(number));
+    return name.startsWith("errno ") ? named ?? name : name;
+  }
+  return named;
 }
 
 const DESCRIPTIONS: Readonly<Record<string, string>> = {
