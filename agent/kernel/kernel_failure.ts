@@ -173,6 +173,11 @@ function message(errno: string | undefined, context: FailureContext, cause: unkn
       (operation === "read" ? "" : "the file is read-only or ") +
       "the agent is not running as root.";
   }
+  if (errno === "ENODEV" && (operation === "read" || operation === "poll")) {
+    return `${file} was removed while the agent had it open (ENODEV): the live-update ` +
+      "interface went away (the kernel behind it was replaced or the interface unloaded); " +
+      "start again.";
+  }
   if (operation === "prepare") {
     return `A subsystem's prepare callback failed with ${describeErrno(errno)}; the kernel ` +
       `cancelled the prepare and the state stays "normal". ${JOURNAL}; resolve it (for ` +
@@ -182,7 +187,8 @@ function message(errno: string | undefined, context: FailureContext, cause: unkn
     return `The kernel refused to preserve device "${context.device}" with EBUSY (device or ` +
       "resource busy) from " + `${file}. See the kernel log (journalctl -k).`;
   }
-  return `The kernel failed ${whatWasDone(context)} with ${describeErrno(errno)} on ${file}. ` +
+  const where = operation === "read" ? "" : ` on ${file}`;
+  return `The kernel failed ${whatWasDone(context)} with ${describeErrno(errno)}${where}. ` +
     "See the kernel log (journalctl -k).";
 }
 
