@@ -22,3 +22,4 @@ export {
   rfcV1Provider,
 } from "./rfc_v1.ts";
 export * from "./wait.ts";
+export { parseFlag, parseState } from "./contents.ts";
