@@ -114,6 +114,10 @@ export interface SimStatus {
   removed: number;
   eagain: number;
   rssKib: number;
+  /** Open files whose poll(2) is blocked waiting for a wake-up. */
+  pollers: number;
+  /** Poll wake-ups the simulator has delivered to the kernel so far. */
+  wakeups: number;
   events: number;
   eventsKept: number;
   subsystems: string[];
@@ -296,6 +300,11 @@ export interface Sim extends AsyncDisposable {
   /** Drops pending callback failures and EAGAINs. */
   clearFailures(): Promise<void>;
   status(): Promise<SimStatus>;
+  /**
+   * Resolves once at least `count` open files have a poll(2) blocked in the
+   * simulator (so a following change must wake them, not merely be seen).
+   */
+  pollersWaiting(count?: number): Promise<void>;
   /** This boot's id (changes at every simulated boot). */
   bootId(): Promise<string>;
   /**
@@ -401,6 +410,12 @@ class SimProcess implements Sim {
 
   async status(): Promise<SimStatus> {
     return (await this.control("status")).status as SimStatus;
+  }
+
+  async pollersWaiting(count = 1): Promise<void> {
+    while ((await this.status()).pollers < count) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
   }
 
   async bootId(): Promise<string> {
@@ -591,10 +606,8 @@ export async function startSim(options: SimOptions): Promise<Sim> {
       const status = await child.status;
       await pumps;
       await Deno.remove(dir, { recursive: true }).catch(() => {});
-      throw new Error(
-        `Starting luo-sim failed (exit ${status.code}): ${(error as Error).message}\n${stderr}`,
-        { cause: error },
-      );
+      const reason = stderr.trim().replace(/^luo-sim: /, "") || (error as Error).message;
+      throw new Error(`luo-sim did not start (exit ${status.code}): ${reason}`, { cause: error });
     }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw error;

@@ -180,6 +180,10 @@ int errno_parse(const char *name);
 extern const struct fuse_lowlevel_ops luo_ops;
 void poll_notify_state(void);
 void poll_notify_all(void);
+/* Open files whose poll is waiting for a notification. */
+unsigned poll_waiters(void);
+/* Wake-ups delivered so far. */
+uint64_t poll_wakeups(void);
 
 /* control.c */
 /* Runs one control command; reply is JSON; returns 0 or -errno. */

@@ -503,6 +503,9 @@ int tree_load(const char *file, char *err, size_t errlen)
 		memcpy(kept, line, (size_t)n + 1);
 		ret = tree_add_line(kept, lineno, err, errlen);
 		if (ret) {
+			char *message = strdup(err);
+			snprintf(err, errlen, "%s, %s", file, message);
+			free(message);
 			free(kept);
 			break;
 		}
