@@ -160,7 +160,7 @@ int control_command(const char *data, size_t len, struct buf *reply)
 		ret = fail(reply, EINVAL, "one command per write");
 		goto out;
 	}
-	{
+	if (strcmp(line, "status") != 0) { /* read-only: keep polling loops out of the log */
 		struct buf f = {0};
 		buf_puts(&f, "\"type\":\"control\",\"command\":");
 		buf_json(&f, line, n);
@@ -209,7 +209,13 @@ int control_command(const char *data, size_t len, struct buf *reply)
 			buf_printf(reply, "{\"ok\":true,\"removed\":%u}\n", S.nremoved - before);
 		}
 	} else if (strcmp(cmd, "add") == 0) {
-		char *kept = strdup(arg); /* devices point into it for ever */
+		char *kept = malloc(strlen(arg) + 9); /* devices point into it for ever */
+		if (!kept) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		memcpy(kept, "devices/", 8);
+		memcpy(kept + 8, arg, strlen(arg) + 1);
 		char err[1024];
 		if (tree_add_line(kept, 0, err, sizeof err)) {
 			free(kept);

@@ -62,10 +62,18 @@ static void unpoll(struct fh *fh)
 	fh->prev = fh->next = NULL;
 }
 
+static uint64_t wakeups; /* notifications the kernel accepted */
+
 static void wake(struct fh *fh)
 {
-	fuse_lowlevel_notify_poll(fh->ph); /* -ENOENT when the kernel forgot it: fine */
+	if (fuse_lowlevel_notify_poll(fh->ph) == 0) /* -ENOENT: the kernel forgot it */
+		wakeups++;
 	unpoll(fh);
+}
+
+uint64_t poll_wakeups(void)
+{
+	return wakeups;
 }
 
 void poll_notify_state(void)
@@ -76,6 +84,14 @@ void poll_notify_state(void)
 		if (fh->ino == STATE_INO)
 			wake(fh);
 	}
+}
+
+unsigned poll_waiters(void)
+{
+	unsigned n = 0;
+	for (struct fh *fh = polled.next; fh != &polled; fh = fh->next)
+		n++;
+	return n;
 }
 
 void poll_notify_all(void)

@@ -56,6 +56,8 @@ export interface SimOptions {
   subsystems?: string[];
   /** Copy every event to the daemon's standard error (see {@link Sim.stderr}). */
   verbose?: boolean;
+  /** The daemon's standard error: kept for {@link Sim.stderr} (default) or passed through. */
+  stderr?: "capture" | "inherit";
 }
 
 /** One entry of the simulator's event log. */
@@ -114,6 +116,10 @@ export interface SimStatus {
   removed: number;
   eagain: number;
   rssKib: number;
+  /** Open files whose poll(2) is blocked waiting for a wake-up. */
+  pollers: number;
+  /** Poll wake-ups the simulator has delivered to the kernel so far. */
+  wakeups: number;
   events: number;
   eventsKept: number;
   subsystems: string[];
@@ -257,8 +263,10 @@ export interface Sim extends AsyncDisposable {
   readonly daemonPid: number;
   /** How long loading the tree took inside the daemon, in ms. */
   readonly loadMs: number;
-  /** The daemon's standard error so far (the last 64 KiB). */
+  /** The daemon's standard error so far (the last 64 KiB; empty when inherited). */
   stderr(): string;
+  /** Settles when the simulator's wrapper process has exited (for whatever reason). */
+  readonly exited: Promise<Deno.CommandStatus>;
   /** `${root}/${relative}`. */
   path(relative: string): string;
   /** A device's directory, or a file in it (`device("pci0000:00", "liveupdate/requested")`). */
@@ -296,6 +304,11 @@ export interface Sim extends AsyncDisposable {
   /** Drops pending callback failures and EAGAINs. */
   clearFailures(): Promise<void>;
   status(): Promise<SimStatus>;
+  /**
+   * Resolves once at least `count` open files have a poll(2) blocked in the
+   * simulator (so a following change must wake them, not merely be seen).
+   */
+  pollersWaiting(count?: number): Promise<void>;
   /** This boot's id (changes at every simulated boot). */
   bootId(): Promise<string>;
   /**
@@ -334,6 +347,10 @@ class SimProcess implements Sim {
 
   stderr(): string {
     return this.stderrText();
+  }
+
+  get exited(): Promise<Deno.CommandStatus> {
+    return this.child.status;
   }
 
   path(relative: string): string {
@@ -401,6 +418,12 @@ class SimProcess implements Sim {
 
   async status(): Promise<SimStatus> {
     return (await this.control("status")).status as SimStatus;
+  }
+
+  async pollersWaiting(count = 1): Promise<void> {
+    while ((await this.status()).pollers < count) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
   }
 
   async bootId(): Promise<string> {
@@ -542,7 +565,7 @@ export async function startSim(options: SimOptions): Promise<Sim> {
       ],
       stdin: "null",
       stdout: "piped",
-      stderr: "piped",
+      stderr: options.stderr === "inherit" ? "inherit" : "piped",
     }).spawn();
 
     let stdout = "";
@@ -556,7 +579,7 @@ export async function startSim(options: SimOptions): Promise<Sim> {
       }
       onReady(undefined);
     })();
-    const readStderr = (async () => {
+    const readStderr = options.stderr === "inherit" ? Promise.resolve() : (async () => {
       for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
         stderr = (stderr + chunk).slice(-STDERR_KEEP);
       }
@@ -591,10 +614,8 @@ export async function startSim(options: SimOptions): Promise<Sim> {
       const status = await child.status;
       await pumps;
       await Deno.remove(dir, { recursive: true }).catch(() => {});
-      throw new Error(
-        `Starting luo-sim failed (exit ${status.code}): ${(error as Error).message}\n${stderr}`,
-        { cause: error },
-      );
+      const reason = stderr.trim().replace(/^luo-sim: /, "") || (error as Error).message;
+      throw new Error(`luo-sim did not start (exit ${status.code}): ${reason}`, { cause: error });
     }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw error;

@@ -831,10 +831,11 @@ void luo_status(struct buf *out)
 	buf_printf(out,
 		   "{\"boot\":%llu,\"bootId\":\"%s\",\"state\":\"%s\",\"enabled\":%s,"
 		   "\"notify\":%s,\"devices\":%u,\"removed\":%u,\"eagain\":%llu,\"rssKib\":%ld,"
-		   "\"events\":%llu,\"eventsKept\":%llu,\"subsystems\":[",
+		   "\"pollers\":%u,\"wakeups\":%llu,\"events\":%llu,\"eventsKept\":%llu,\"subsystems\":[",
 		   (unsigned long long)S.boot, S.boot_id, state_names[S.state],
 		   S.enabled ? "true" : "false", S.notify ? "true" : "false", S.ndevices - S.nremoved,
-		   S.nremoved, (unsigned long long)S.eagain, rss_kib(),
+		   S.nremoved, (unsigned long long)S.eagain, rss_kib(), poll_waiters(),
+		   (unsigned long long)poll_wakeups(),
 		   (unsigned long long)events_seq, (unsigned long long)(events_seq - events_first));
 	for (size_t i = 0; i < nchain; i++) {
 		buf_puts(out, i ? "," : "");
