@@ -155,6 +155,12 @@ function whatWasDone(context: FailureContext): string {
 
 function message(errno: string | undefined, context: FailureContext, cause: unknown): string {
   const { file, operation } = context;
+  if (errno === undefined && cause instanceof Deno.errors.NotCapable) {
+    return `Deno's sandbox refused ${whatWasDone(context)}${
+      context.operation === "read" ? "" : ` (${file})`
+    }: Deno requires --allow-all for files under /sys, /proc and /dev, so the agent must run ` +
+      "with it there.";
+  }
   if (errno === undefined) {
     const detail = cause instanceof Error ? cause.message : String(cause);
     return `The agent could not access ${file} for ${whatWasDone(context)}: ${detail}. ` +
