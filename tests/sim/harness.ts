@@ -13,7 +13,8 @@
  * `unshare -m -p -f --kill-child --propagation private --mount-proc`, so its mount
  * exists only in that private mount namespace and one kill removes daemon and
  * mount together. Its standard input is a pipe from this process: should this
- * process die without stopping it, the pipe closes and the daemon exits. The test process stays outside and reaches the mount through
+ * process die without stopping it, the pipe closes and the daemon exits. The
+ * test process stays outside and reaches the mount through
  * `/proc/<wrapper pid>/root/<mountpoint>`: {@link Sim.root} is that path, the
  * sysfs root to hand to the agent. Reads, writes (with the kernel's errno),
  * poll(2), directory listings and readlink all work through it.
