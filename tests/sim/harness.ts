@@ -12,7 +12,9 @@
  * Each simulator runs in the foreground inside
  * `unshare -m -p -f --kill-child --propagation private --mount-proc`, so its mount
  * exists only in that private mount namespace and one kill removes daemon and
- * mount together. The test process stays outside and reaches the mount through
+ * mount together. Its standard input is a pipe from this process: should this
+ * process die without stopping it, the pipe closes and the daemon exits. The
+ * test process stays outside and reaches the mount through
  * `/proc/<wrapper pid>/root/<mountpoint>`: {@link Sim.root} is that path, the
  * sysfs root to hand to the agent. Reads, writes (with the kernel's errno),
  * poll(2), directory listings and readlink all work through it.
@@ -34,7 +36,7 @@
  * @module
  */
 
-import { type SimDevice, type SimTree, simTreeLine, simTreeText } from "./tree.ts";
+import { BUS_SUBSYSTEMS, type SimDevice, type SimTree, simTreeLine, simTreeText } from "./tree.ts";
 import { errnoName } from "../../agent/host/errno.ts";
 
 /** A state of the live-update state machine. */
@@ -329,6 +331,7 @@ function targetText(target: FailTarget): string {
 const STDERR_KEEP = 65536;
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
+const POLLER_FAILSAFE_MS = 30_000;
 
 class SimProcess implements Sim {
   #stopping: Promise<void> | undefined;
@@ -421,7 +424,11 @@ class SimProcess implements Sim {
   }
 
   async pollersWaiting(count = 1): Promise<void> {
+    const deadline = Date.now() + POLLER_FAILSAFE_MS;
     while ((await this.status()).pollers < count) {
+      if (Date.now() > deadline) {
+        throw new Error(`No ${count} blocked poll(2) callers in the simulator after 30 s`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
   }
@@ -441,8 +448,9 @@ class SimProcess implements Sim {
 
   async #stop(): Promise<void> {
     let killed = false;
+    await this.child.stdin.close().catch(() => {}); // the daemon unmounts and exits
     try {
-      Deno.kill(this.daemonPid, "SIGTERM"); // the daemon unmounts and exits
+      Deno.kill(this.daemonPid, "SIGTERM"); // the same, should it not watch its input
     } catch {
       // already gone
     }
@@ -545,9 +553,11 @@ export async function startSim(options: SimOptions): Promise<Sim> {
     await Deno.mkdir(mountpoint);
     const flags = [
       `--notify=${options.notify === false ? "off" : "on"}`,
+      `--buses=${[...BUS_SUBSYSTEMS].join(",")}`,
       ...(options.enabled === false ? ["--disabled"] : []),
       ...(options.subsystems ? [`--subsystems=${options.subsystems.join(",")}`] : []),
       ...(options.verbose ? ["--verbose"] : []),
+      "--exit-with-stdin",
     ];
     child = new Deno.Command("unshare", {
       args: [
@@ -563,7 +573,8 @@ export async function startSim(options: SimOptions): Promise<Sim> {
         treeFile,
         mountpoint,
       ],
-      stdin: "null",
+      // The daemon stops when this pipe closes: with us, if we die without stop().
+      stdin: "piped",
       stdout: "piped",
       stderr: options.stderr === "inherit" ? "inherit" : "piped",
     }).spawn();
@@ -606,6 +617,7 @@ export async function startSim(options: SimOptions): Promise<Sim> {
     );
   } catch (error) {
     if (child) {
+      await child.stdin.close().catch(() => {});
       try {
         child.kill("SIGKILL");
       } catch {
