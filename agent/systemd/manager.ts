@@ -42,6 +42,8 @@ export interface UnitStatus {
   subState: string;
   /** The type of a job queued for the unit ("start", "stop"), or "". */
   jobType: string;
+  /** The unit's D-Bus object path. */
+  path: string;
 }
 
 /** Whether a unit in `activeState` counts as running (or on its way up). */
@@ -262,7 +264,26 @@ export class SystemdManager implements AsyncDisposable {
       activeState: str(row[3], "ActiveState"),
       subState: str(row[4], "SubState"),
       jobType: str(row[8], "job type"),
+      path: str(row[6], "unit path"),
     }));
+  }
+
+  /**
+   * Why a service last failed or stopped (its `Result` property: "success",
+   * "exit-code", "signal", "timeout", "watchdog", "start-limit-hit", …), or undefined
+   * for units that are not services.
+   */
+  async serviceResult(status: UnitStatus): Promise<string | undefined> {
+    if (!status.name.endsWith(".service")) return undefined;
+    const [variant] = await this.#bus.call({
+      destination: DESTINATION,
+      path: status.path,
+      interface: "org.freedesktop.DBus.Properties",
+      member: "Get",
+      signature: "ss",
+      body: ["org.freedesktop.systemd1.Service", "Result"],
+    }, { timeoutMs: this.#callTimeoutMs });
+    return str((variant as { value?: unknown })?.value, "Result property");
   }
 
   /**

@@ -220,6 +220,24 @@ function failuresOf(records: readonly JobRecord[]): JobFailure[] {
   return failures;
 }
 
+/** Adds each failed service's own result (why it failed) to its failure. */
+async function explainFailures(
+  manager: SystemdManager,
+  failures: JobFailure[],
+  after: ReadonlyMap<string, UnitStatus>,
+): Promise<void> {
+  await Promise.all(failures.map(async (failure) => {
+    const status = after.get(failure.unit);
+    if (!status || failure.result === "refused") return;
+    try {
+      const result = await manager.serviceResult(status);
+      if (result && result !== "success") failure.unitResult = result;
+    } catch {
+      // diagnostics only
+    }
+  }));
+}
+
 /** Runs waves of jobs one after the other within one time budget. */
 async function runWaves(
   context: PhaseContext,
@@ -253,6 +271,7 @@ async function runWaves(
     }
   }
   const { changes, uncertain } = changesOf(records, before, after, own);
+  if (after && failures.length > 0) await explainFailures(manager, failures, after);
   const report: PhaseReport = { phase, changes, jobs: records, durationMs };
   if (last?.ended === "disconnected" || (uncertain.length > 0 && !manager.connected)) {
     throw new PhaseDisconnectedError({

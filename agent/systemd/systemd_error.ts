@@ -147,6 +147,8 @@ export interface JobFailure {
   /** "start", "stop", "restart". */
   type: string;
   result: JobResult;
+  /** For a service: why it failed (its Result: "exit-code", "timeout", "signal", …). */
+  unitResult?: string;
   /** The D-Bus error name when submitting the job failed. */
   dbusName?: string;
   /** The error text when submitting the job failed. */
@@ -177,7 +179,8 @@ export interface PhaseErrorOptions {
 function describeFailure(failure: JobFailure): string {
   const how = failure.result === "refused"
     ? `refused (${failure.dbusName}: ${failure.text})`
-    : `ended with result "${failure.result}"`;
+    : `ended with result "${failure.result}"` +
+      (failure.unitResult ? ` (the service's result: "${failure.unitResult}")` : "");
   return `${failure.type} of "${failure.unit}" ${how}`;
 }
 
