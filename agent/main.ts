@@ -9,8 +9,9 @@
 
 import { runCli } from "./cli/mod.ts";
 import { createRealHost } from "./host/mod.ts";
+import { dbusNextConnector } from "./systemd/dbus_next.ts";
 
 if (import.meta.main) {
-  const code = await runCli(Deno.args, createRealHost());
+  const code = await runCli(Deno.args, createRealHost({ dbus: dbusNextConnector }));
   Deno.exit(code);
 }

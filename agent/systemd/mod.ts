@@ -7,6 +7,7 @@
  */
 
 export * from "./bus.ts";
+export * from "./connect.ts";
 export * from "./kexec.ts";
 export * from "./manager.ts";
 export * from "./notify.ts";

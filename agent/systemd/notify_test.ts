@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type Libc, openLibc } from "../host/libc.ts";
-import { createNotifier, NotifyError, notifyAddress } from "./notify.ts";
+import { createNotifier, notifyAddress, NotifyError } from "./notify.ts";
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
@@ -102,9 +102,12 @@ Deno.test("NOTIFY_SOCKET values the agent cannot use are refused clearly", () =>
 });
 
 Deno.test("the watchdog interval is half of WATCHDOG_USEC, for this process only", () => {
-  const mine = createNotifier(env({ WATCHDOG_USEC: "10000000", WATCHDOG_PID: `${Deno.pid}` }), () => {
-    throw new Error("unused");
-  });
+  const mine = createNotifier(
+    env({ WATCHDOG_USEC: "10000000", WATCHDOG_PID: `${Deno.pid}` }),
+    () => {
+      throw new Error("unused");
+    },
+  );
   assert.equal(mine.watchdogIntervalMs(), 5000);
   const other = createNotifier(env({ WATCHDOG_USEC: "10000000", WATCHDOG_PID: "1" }), () => {
     throw new Error("unused");

@@ -174,8 +174,10 @@ export function changesOf(
   after: ReadonlyMap<string, UnitStatus> | undefined,
   own: ReadonlySet<string>,
 ): { changes: PhaseChanges; uncertain: string[] } {
-  const stopped = new Set<string>();
-  const started = new Set<string>();
+  // Whether each unit was active before the first job and after the last one, in
+  // job order (a later wave sees the state the earlier one left).
+  const initial = new Map<string, boolean>();
+  const current = new Map<string, boolean>();
   const uncertain = new Set<string>();
   for (const record of records) {
     if (record.type !== "start" && record.type !== "stop") continue;
@@ -183,7 +185,10 @@ export function changesOf(
     const prior = before.get(record.unit);
     // A job the transaction added exists only because the unit was not yet in the
     // wanted state, so its state before is the opposite of the job.
-    const wasActive = prior ? isActive(prior.activeState) : record.type === "stop";
+    const wasActive = current.get(record.unit) ??
+      (prior ? isActive(prior.activeState) : record.type === "stop");
+    if (!initial.has(record.unit)) initial.set(record.unit, wasActive);
+    current.set(record.unit, wasActive);
     const wanted = record.type === "start" ? !wasActive : wasActive;
     if (!wanted) continue;
     let changed: boolean | undefined;
@@ -196,16 +201,17 @@ export function changesOf(
       }
     }
     if (changed === undefined) uncertain.add(record.unit);
-    else if (changed) (record.type === "start" ? started : stopped).add(record.unit);
+    else if (changed) current.set(record.unit, record.type === "start");
   }
-  // A unit stopped and started again (or the reverse) within one phase: no net change.
-  for (const unit of [...stopped]) {
-    if (started.has(unit)) {
-      stopped.delete(unit);
-      started.delete(unit);
-    }
+  const stopped: string[] = [];
+  const started: string[] = [];
+  for (const [unit, wasActive] of initial) {
+    if (uncertain.has(unit)) continue;
+    const isNow = current.get(unit)!;
+    if (wasActive && !isNow) stopped.push(unit);
+    if (!wasActive && isNow) started.push(unit);
   }
-  return { changes: { stopped: [...stopped], started: [...started] }, uncertain: [...uncertain] };
+  return { changes: { stopped, started }, uncertain: [...uncertain] };
 }
 
 function failuresOf(records: readonly JobRecord[]): JobFailure[] {
