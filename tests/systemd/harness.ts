@@ -58,6 +58,8 @@ export interface PrivateSystemdOptions {
   units?: Readonly<Record<string, string>>;
   /** How long to wait for the manager to be ready (default 60 s; the machine is shared). */
   readyTimeoutMs?: number;
+  /** The manager's log level (default "info"; "debug" explains every transaction). */
+  logLevel?: "debug" | "info" | "notice" | "warning" | "err";
 }
 
 /** One cgroup hierarchy mounted on the host. */
@@ -256,7 +258,7 @@ export class PrivateSystemd implements AsyncDisposable {
   readonly busPath: string;
   /** D-Bus address of the manager's bus, reachable from the test process. */
   readonly busAddress: string;
-  /** The manager's log (stderr, log target console). */
+  /** The manager's log (its console, recorded by script(1)). */
   readonly logFile: string;
   #child: Deno.ChildProcess;
   #status: Promise<Deno.CommandStatus>;
@@ -281,23 +283,34 @@ export class PrivateSystemd implements AsyncDisposable {
     return this.#nsPid;
   }
 
-  /** The manager's PID on the host. */
+  /** The manager's PID on the host (a descendant of the namespace's init). */
   managerPid(): number {
-    const children = Deno.readTextFileSync(
-      `/proc/${this.#nsPid}/task/${this.#nsPid}/children`,
-    ).trim().split(/\s+/).filter(Boolean).map(Number);
-    const manager = children.find((pid) => commandLine(pid).includes("systemd --user"));
-    if (manager === undefined) throw new Error(`No manager under namespace init ${this.#nsPid}`);
-    return manager;
+    const children = (pid: number) =>
+      Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/)
+        .filter(Boolean).map(Number);
+    const queue = [this.#nsPid];
+    while (queue.length > 0) {
+      const pid = queue.shift()!;
+      if (pid !== this.#nsPid && commandLine(pid) === "/usr/lib/systemd/systemd --user") return pid;
+      try {
+        queue.push(...children(pid));
+      } catch {
+        // ended meanwhile
+      }
+    }
+    throw new Error(`No manager below namespace init ${this.#nsPid}`);
   }
 
-  /** The manager's log so far. */
+  /** The manager's log so far (its console, then the wrapper's standard error). */
   log(): string {
-    try {
-      return Deno.readTextFileSync(this.logFile);
-    } catch {
-      return "";
-    }
+    const read = (path: string) => {
+      try {
+        return Deno.readTextFileSync(path);
+      } catch {
+        return "";
+      }
+    };
+    return (read(this.logFile) + read(`${this.logFile}.stderr`)).replaceAll("\r", "");
   }
 
   /** @internal */
@@ -386,6 +399,12 @@ export class PrivateSystemd implements AsyncDisposable {
   /** Writes unit files (name → contents) and reloads the manager. */
   async installUnits(units: Readonly<Record<string, string>>): Promise<void> {
     await writeUnits(this.unitDir, units);
+    await this.reload();
+  }
+
+  /** Writes a drop-in `<unit>.d/<name>.conf` and reloads the manager. */
+  async installDropIn(unit: string, name: string, text: string): Promise<void> {
+    await writeUnits(`${this.unitDir}/${unit}.d`, { [`${name}.conf`]: text });
     await this.reload();
   }
 
@@ -518,7 +537,14 @@ export async function startPrivateSystemd(
     throw error;
   }
   const child = new Deno.Command("/bin/bash", {
-    args: [WRAPPER, `${dir}/run`, `${dir}/home`, `${dir}/manager.log`, ...cgroupArgs],
+    args: [
+      WRAPPER,
+      `${dir}/run`,
+      `${dir}/home`,
+      `${dir}/manager.log`,
+      options.logLevel ?? "info",
+      ...cgroupArgs,
+    ],
     stdin: "null",
     stdout: "null",
     stderr: "null",
