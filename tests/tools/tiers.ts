@@ -29,4 +29,13 @@ export const TIERS: readonly Tier[] = [
     paths: ["agent/", "tests/tools/"],
     flags: ["--allow-all"],
   },
+  {
+    name: "integration",
+    description:
+      "Against real processes as root: a private systemd manager on its own bus (the agent's systemd layer, its units, sd_notify).",
+    packages: ["integration"],
+    prepare: [],
+    paths: ["tests/systemd/"],
+    flags: ["--allow-all"],
+  },
 ];
