@@ -40,7 +40,13 @@ interface RawBus {
   on(event: string, listener: (...args: never[]) => void): void;
   once(event: string, listener: (...args: never[]) => void): void;
   disconnect(): void;
-  _connection: { stream: { on(event: string, listener: (...args: never[]) => void): void } };
+  _connection: {
+    stream: {
+      on(event: string, listener: (...args: never[]) => void): void;
+      destroy(): void;
+      destroyed: boolean;
+    };
+  };
 }
 
 function parseAddress(address: string): string {
@@ -172,12 +178,21 @@ class DbusNextBus implements Bus {
   }
 
   async close(): Promise<void> {
-    if (!this.#gone) {
+    if (!this.#gone) this.#lose("closed by the agent");
+    // Not disconnect() (a half-close): a peer that never answers would keep the
+    // socket open, and its close event would never come.
+    const stream = this.#raw._connection.stream;
+    if (!stream.destroyed) {
       this.#raw.disconnect();
-      this.#lose("closed by the agent");
+      stream.destroy();
     }
-    // Wait for the socket to be released (the stream's close event).
-    await this.#closed;
+    // Wait for the socket to be released (the stream's close event), but never forever.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#closed,
+      new Promise((resolve) => (timer = setTimeout(resolve, 5000))),
+    ]);
+    clearTimeout(timer);
   }
 
   #closed = new Promise<void>((resolve) => {

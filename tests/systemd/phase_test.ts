@@ -4,12 +4,14 @@
 import assert from "node:assert/strict";
 import { ExitCode } from "../../agent/exit_codes.ts";
 import { createLogger } from "../../agent/log/mod.ts";
-import { captureOutput, realClock } from "../../agent/host/mod.ts";
+import { loadConfig } from "../../agent/config/load.ts";
+import { captureOutput, createTestHost, realClock } from "../../agent/host/mod.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
 import {
   BusCallError,
   BusConnectError,
   BusDisconnectedError,
+  connectSystemd,
   managerKexec,
   type PhaseContext,
   PhaseDisconnectedError,
@@ -89,6 +91,15 @@ Deno.test("a phase of 100 units (simple, oneshot, notify; half ordered) stops an
     assert.deepEqual(new Set(await states(systemd, units.names)), new Set(["inactive"]));
     assert.equal(await systemd.property("liveupdate-prepare.target", "ActiveState"), "active");
 
+    // A failed update undoes the phase: the units stopped in prepare come back.
+    const back = await undoChanges(ctx, prepare.changes, 60_000);
+    assert.deepEqual(sorted(back.changes.started), sorted(units.names));
+    assert.deepEqual(back.changes.stopped, ["liveupdate-prepare.target"]);
+    assert.ok(back.jobs.filter((j) => j.anchor).every((j) => j.result === "done"));
+    assert.deepEqual(new Set(await states(systemd, units.names)), new Set(["active"]));
+
+    // Stopped again, then brought back by the cancel phase listing them.
+    await runPhase(ctx, plan("prepare", { stop: units.names }));
     const cancel = await runPhase(ctx, plan("cancel", { start: units.names }));
     // The prepare target left by Conflicts=; it is a marker, not a change to undo.
     assert.deepEqual(
@@ -334,6 +345,27 @@ Deno.test("kexec: the clean path queues kexec.target; the user manager has no KE
     assert.equal(error.dbusName, "org.freedesktop.DBus.Error.NotSupported");
     assert.equal(error.method, "KExec");
   });
+});
+
+Deno.test("commands connect through the host's connector and systemd.bus_address", async () => {
+  await using systemd = await startPrivateSystemd();
+  const root = await Deno.makeTempDir({ prefix: "liveupdate-test-systemd-config-" });
+  try {
+    await Deno.mkdir(`${root}/etc/liveupdate/config.d`, { recursive: true });
+    await Deno.writeTextFile(
+      `${root}/etc/liveupdate/config.d/50-test.toml`,
+      `[systemd]\nbus_address = "${systemd.busAddress}"\n`,
+    );
+    const { config } = await loadConfig(Deno, { root });
+    // The host as agent/main.ts builds it: the real dbus-next connector.
+    const host = createTestHost({ dbus: dbusNextConnector });
+    await using manager = await connectSystemd(host, config);
+    assert.match(await manager.version(), /^252|^\d{3}/);
+    // A host without a connector (unit tests) never reaches any bus.
+    await assert.rejects(connectSystemd(createTestHost(), config), /has no D-Bus connector/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
 
 Deno.test("connecting to a bus that is not there is a BusConnectError", async () => {
