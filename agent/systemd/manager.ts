@@ -314,7 +314,9 @@ export class SystemdManager implements AsyncDisposable {
           "EnqueueUnitJob",
           "sss",
           [request.unit, request.type, request.mode ?? "replace"],
-          options.timeoutMs,
+          // Never shorter than a plain call: a job systemd queued must be known (to be
+          // followed or cancelled), even when the batch's time is nearly up.
+          Math.max(options.timeoutMs, this.#callTimeoutMs),
           request.unit,
         ).then(
           (reply) => ({ request, reply }),

@@ -259,8 +259,12 @@ async function runWaves(
   let last: JobsRun | undefined;
   for (const wave of waves) {
     if (wave.length === 0) continue;
-    const remaining = Math.max(0, timeoutMs - (clock.monotonic() - started));
-    last = await manager.runJobs(wave, { timeoutMs: remaining });
+    const remaining = timeoutMs - (clock.monotonic() - started);
+    // No time left for this wave: it is pending as a whole, nothing is submitted.
+    last = remaining > 0 ? await manager.runJobs(wave, { timeoutMs: remaining }) : {
+      records: wave.map((r) => ({ unit: r.unit, type: r.type, anchor: true, timedOut: true })),
+      ended: "timeout",
+    };
     records.push(...last.records);
     if (last.ended !== "complete" || failuresOf(last.records).length > 0) break;
   }
