@@ -10,9 +10,10 @@
 import { runCli } from "./cli/mod.ts";
 import { realReleaseSource } from "./compat/mod.ts";
 import { createRealHost, lazyLibc } from "./host/mod.ts";
+import { dbusNextConnector } from "./systemd/dbus_next.ts";
 
 if (import.meta.main) {
-  const code = await runCli(Deno.args, createRealHost(), {
+  const code = await runCli(Deno.args, createRealHost({ dbus: dbusNextConnector }), {
     platform: { libc: lazyLibc(), releases: realReleaseSource },
   });
   Deno.exit(code);

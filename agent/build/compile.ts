@@ -14,6 +14,14 @@ import { PERMISSION_FLAGS } from "./permissions.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
+/**
+ * The `deno` arguments that compile `main` into `output`: exactly the agent's
+ * permission flags ({@link PERMISSION_FLAGS}), baked into the binary.
+ */
+export function compileArgs(output: string, main = `${root}agent/main.ts`): string[] {
+  return ["compile", "--frozen", ...PERMISSION_FLAGS, "--output", output, main];
+}
+
 async function isFullDeno(binary: string): Promise<boolean> {
   try {
     const out = await new Deno.Command(binary, {
@@ -45,7 +53,7 @@ if (import.meta.main) {
   }
   await Deno.mkdir(output.slice(0, output.lastIndexOf("/")) || ".", { recursive: true });
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", "--frozen", ...PERMISSION_FLAGS, "--output", output, `${root}agent/main.ts`],
+    args: compileArgs(output),
     stdout: "inherit",
     stderr: "piped",
   }).output();

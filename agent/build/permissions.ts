@@ -41,7 +41,14 @@ export const WRITE_PATHS = [
 export const RUN_PATHS = ["/usr/sbin/kexec"] as const;
 
 /** Environment variables the agent reads. */
-export const ENV_VARS = ["JOURNAL_STREAM", "NOTIFY_SOCKET", "NO_COLOR", "INVOCATION_ID"] as const;
+export const ENV_VARS = [
+  "JOURNAL_STREAM",
+  "NOTIFY_SOCKET",
+  "WATCHDOG_USEC",
+  "WATCHDOG_PID",
+  "NO_COLOR",
+  "INVOCATION_ID",
+] as const;
 
 /** The permission flags, in the order `deno compile` and `deno run` take them. */
 export const PERMISSION_FLAGS: readonly string[] = [

@@ -236,7 +236,13 @@ const MALFORMED: { name: string; toml: string; key?: string; says: RegExp }[] = 
     name: "bad bus address",
     toml: '[systemd]\nbus_address = "tcp:host=10.0.0.1"',
     key: "systemd.bus_address",
-    says: /must be a D-Bus address/,
+    says: /must be a unix socket D-Bus address/,
+  },
+  {
+    name: "abstract bus address",
+    toml: '[systemd]\nbus_address = "unix:abstract=/tmp/dbus-x"',
+    key: "systemd.bus_address",
+    says: /is "unix:abstract=\/tmp\/dbus-x", but must be a unix socket D-Bus address such as/,
   },
   {
     name: "bad version override",

@@ -52,7 +52,8 @@ function phaseSection(phase: Phase) {
   );
 }
 
-const BUS_ADDRESS = /^(unix:path=\/[^,;]+|unix:abstract=[^,;]+)$/;
+// A unix socket path: the D-Bus library the agent uses cannot reach abstract sockets.
+const BUS_ADDRESS = /^unix:path=\/[^,;]+$/;
 
 /** The whole configuration schema. */
 export const SCHEMA = {
@@ -94,7 +95,10 @@ export const SCHEMA = {
     bus_address: text(
       "D-Bus address of the system bus that systemd's manager answers on.",
       "unix:path=/run/dbus/system_bus_socket",
-      { pattern: BUS_ADDRESS, expected: 'a D-Bus address such as "unix:path=/run/dbus/socket"' },
+      {
+        pattern: BUS_ADDRESS,
+        expected: 'a unix socket D-Bus address such as "unix:path=/run/dbus/socket"',
+      },
     ),
   }),
   phases: section("Units the agent stops and starts in each update phase.", {

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { BusConnector } from "../systemd/bus.ts";
+
 /** File-system access: the subset of the Deno namespace the agent uses. */
 export type FileSystem = Pick<
   typeof Deno,
@@ -80,4 +82,6 @@ export interface Host {
   env: Environment;
   stdout: Output;
   stderr: Output;
+  /** Opens D-Bus connections (to systemd's manager); created in `agent/main.ts`. */
+  dbus: BusConnector;
 }

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { type BusConnector, noBusConnector } from "../systemd/bus.ts";
 import type { Clock, Environment, Host, Output, ProcessResult, ProcessRunner } from "./host.ts";
 
 const decoder = new TextDecoder();
@@ -76,9 +77,16 @@ function stream(target: typeof Deno.stdout | typeof Deno.stderr): Output {
   };
 }
 
+/** What `agent/main.ts` hands to {@link createRealHost}. */
+export interface RealHostOptions {
+  /** The D-Bus connector (dbus-next in production); none by default. */
+  dbus?: BusConnector;
+}
+
 /** Creates the real host. Called once, from `agent/main.ts`. */
-export function createRealHost(): Host {
+export function createRealHost(options: RealHostOptions = {}): Host {
   return {
+    dbus: options.dbus ?? noBusConnector,
     fs: Deno,
     processes: realProcesses,
     clock: realClock,

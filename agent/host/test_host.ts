@@ -5,6 +5,7 @@
  * @module
  */
 
+import { type BusConnector, noBusConnector } from "../systemd/bus.ts";
 import type { Clock, Environment, Host, Output } from "./host.ts";
 import { realClock, realProcesses } from "./real_host.ts";
 
@@ -37,6 +38,8 @@ export interface TestHostOptions {
   env?: Record<string, string>;
   clock?: Clock;
   terminal?: boolean;
+  /** The D-Bus connector; by default one that refuses to connect anywhere. */
+  dbus?: BusConnector;
 }
 
 /** Creates a host whose environment is `options.env` and whose output is captured. */
@@ -49,6 +52,7 @@ export function createTestHost(options: TestHostOptions = {}): TestHost {
     env,
     stdout: captureOutput(options.terminal),
     stderr: captureOutput(options.terminal),
+    dbus: options.dbus ?? noBusConnector,
   };
 }
 

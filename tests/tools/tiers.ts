@@ -32,10 +32,11 @@ export const TIERS: readonly Tier[] = [
   {
     name: "integration",
     description:
-      "Against real processes as root: the simulated LUO kernel (FUSE) and its conformance suite.",
+      "Against real processes as root: the simulated LUO kernel (FUSE) and its conformance " +
+      "suite, a private systemd manager on its own bus, and the agent's layers against both.",
     packages: ["integration"],
     prepare: [["bash", "tests/sim/build.sh"]],
-    paths: ["tests/sim/", "tests/integration/"],
+    paths: ["tests/sim/", "tests/systemd/", "tests/integration/"],
     flags: ["--allow-all"],
   },
 ];
