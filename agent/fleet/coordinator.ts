@@ -311,6 +311,9 @@ export class FleetCoordinator {
     }
     let failures = 0;
     let windowWasOpen = false;
+    // When to wake for the window: its opening plus a random spread, so hosts
+    // waking at the very opening do not all ask at once.
+    let wakeAt: number | undefined;
     const remaining = () => deadline - clock.monotonic();
     const timeout = async (why: string) => {
       await decisions.decide("wait-timeout", why, {
@@ -335,9 +338,10 @@ export class FleetCoordinator {
               `${formatWindowTime(window, opensAt)}.`,
             { opens_at: opensAt.toISOString() },
           );
-          // Hosts waking at the very opening would ask at once: spread them.
-          const spread = Math.floor(random() * this.#options.retryIntervalMs);
-          const wait = opensAt.getTime() - clock.now().getTime() + spread;
+          if (wakeAt === undefined || wakeAt < opensAt.getTime()) {
+            wakeAt = opensAt.getTime() + Math.floor(random() * this.#options.retryIntervalMs);
+          }
+          const wait = wakeAt - clock.now().getTime();
           if (wait > remaining()) {
             throw await timeout(
               `The maintenance window opens at ${formatWindowTime(window, opensAt)}, after ` +
@@ -353,6 +357,12 @@ export class FleetCoordinator {
           await clock.sleep(Math.min(wait, MAX_WINDOW_SLEEP_MS), signal);
           continue;
         }
+        if (wakeAt !== undefined && clock.now().getTime() < wakeAt) {
+          // Open, but this host's spread after the opening has not passed yet.
+          await clock.sleep(wakeAt - clock.now().getTime(), signal);
+          continue;
+        }
+        wakeAt = undefined;
         if (!windowWasOpen) {
           windowWasOpen = true;
           await decisions.decide(
@@ -747,7 +757,10 @@ export class FleetSlot {
     await this.#pending;
   }
 
-  #wrongState(action: string): FleetError {
+  #wrongState(action: string): Error {
+    if (this.#state === "lost" && this.#hold.lost.reason instanceof Error) {
+      return this.#hold.lost.reason;
+    }
     return new FleetError(
       `Cannot ${action} the fleet slot of group "${this.#request.group}": it is ${this.#state}.`,
     );
