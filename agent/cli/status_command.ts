@@ -6,6 +6,7 @@
  */
 
 import { ExitCode } from "../exit_codes.ts";
+import { readFleetState } from "../fleet/mod.ts";
 import { VERSION } from "../version.ts";
 import type { Command } from "./command.ts";
 
@@ -23,7 +24,14 @@ export const statusCommand: Command = {
   options: {
     json: { type: "boolean", description: "Print JSON (versioned schema, see the README)." },
   },
-  run(context, args) {
+  async run(context, args) {
+    const { config } = context.loaded;
+    const fleetState = config.fleet.backend === "none"
+      ? undefined
+      : await readFleetState(context.host.fs, config.paths.runtime_dir).catch((error) => {
+        context.log.warning((error as Error).message);
+        return undefined;
+      });
     const report = {
       version: STATUS_JSON_VERSION,
       agent: { version: VERSION },
@@ -32,6 +40,11 @@ export const statusCommand: Command = {
         available: false,
         reason:
           "This build of the agent has no kernel layer yet; it cannot read live-update state.",
+      },
+      fleet: {
+        backend: config.fleet.backend,
+        group: config.fleet.group,
+        state: fleetState ?? null,
       },
     };
     const { stdout } = context.host;
@@ -44,10 +57,23 @@ export const statusCommand: Command = {
           `     Config: ${report.config.sources.length} file(s)` +
           (report.config.sources.length ? `: ${report.config.sources.join(", ")}` : " (defaults)"),
           `     Kernel: unavailable — ${report.kernel.reason}`,
+          `      Fleet: ${fleetLine(report.fleet.backend, report.fleet.group, fleetState)}`,
           "",
         ].join("\n"),
       );
     }
-    return Promise.resolve(ExitCode.Success);
+    return ExitCode.Success;
   },
 };
+
+function fleetLine(
+  backend: string,
+  group: string,
+  state: Awaited<ReturnType<typeof readFleetState>>,
+): string {
+  if (backend === "none") return "none (this host updates without fleet slots)";
+  if (state === undefined) return `${backend}, group ${group}: no fleet activity in this boot`;
+  const last = state.last_decision ? ` — ${state.last_decision.message}` : "";
+  return `${backend}, group ${group}: ${state.phase} since ${state.since} ` +
+    `(${state.attempts} tries)${last}`;
+}

@@ -26,6 +26,7 @@
  * @module
  */
 
+import { ExitCode } from "../exit_codes.ts";
 import type { Clock } from "../host/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type {
@@ -449,10 +450,11 @@ export class EtcdBackend implements FleetBackend {
       if (live.length > 0 && !options.force) {
         const listing = this.#holderListing(live[0]!);
         throw new FleetError(
-          `Host "${listing.hostname ?? listing.id}" is updating right now (stage ` +
+          `Host "${listing.id}" is updating right now (stage ` +
             `${listing.stage ?? "unknown"}; its slot is bound to a live lease). Freeing it ` +
             "would let another host start while this one may still change things. Wait, or " +
             "add --force if you know the agent is gone.",
+          { exitCode: ExitCode.Busy },
         );
       }
       const all = [...holders, ...halts];
