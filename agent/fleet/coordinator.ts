@@ -389,7 +389,14 @@ export class FleetCoordinator {
           endpoint: error.endpoint ?? null,
           kind: error.kind ?? null,
           failures,
+          retryable: error.retryable,
         });
+        if (!error.retryable) {
+          await tracker.set({ phase: "failed", last_decision: this.#summary(decisions) }, [
+            "next_attempt_at",
+          ]);
+          throw error;
+        }
       }
       if (result?.granted) {
         const decision = await decisions.decide(
@@ -454,7 +461,9 @@ export class FleetCoordinator {
   /**
    * Finds the slot this host took before (the old kernel's agent, or a process
    * that died); undefined when it holds none. `record` is the slot record from
-   * the attempt record (for messages; the backend is asked either way).
+   * the attempt record (for messages; the backend is asked either way). Backend
+   * errors (the network may still be coming up after the kexec) are retried with
+   * back-off within `fleet.wait_timeout`.
    */
   async resume(options: ResumeOptions = {}): Promise<FleetSlot | undefined> {
     const decisions = new DecisionLog(
@@ -464,7 +473,31 @@ export class FleetCoordinator {
       options.onDecision,
     );
     const request = this.#request(options.attempt);
-    const hold = await this.#options.backend.resume(request, options.signal);
+    // After the kexec the network may still be coming up: retry within wait_timeout.
+    const { clock } = this.#options;
+    const deadline = clock.monotonic() + this.#options.waitTimeoutMs;
+    let hold: BackendHold | undefined;
+    for (let failures = 1;; failures++) {
+      try {
+        hold = await this.#options.backend.resume(request, options.signal);
+        break;
+      } catch (error) {
+        if (!(error instanceof FleetBackendError) || !error.retryable) throw error;
+        await decisions.decide("backend-error", `Finding this host's slot: ${error.message}`, {
+          endpoint: error.endpoint ?? null,
+          kind: error.kind ?? null,
+          failures,
+        });
+        const delay = backoff(
+          this.#options.retryIntervalMs,
+          failures,
+          this.#options.retryJitterPercent,
+          this.#options.random,
+        );
+        if (clock.monotonic() + delay > deadline) throw error;
+        await clock.sleep(delay, options.signal);
+      }
+    }
     if (hold === undefined) {
       await decisions.decide(
         "slot-missing",
@@ -572,7 +605,9 @@ export class FleetSlot {
       try {
         return await fn();
       } catch (error) {
-        if (!(error instanceof FleetBackendError) || failures >= WRITE_TRIES) throw error;
+        if (!(error instanceof FleetBackendError) || !error.retryable || failures >= WRITE_TRIES) {
+          throw error;
+        }
         if (this.#hold.lost.aborted) throw this.#hold.lost.reason;
         await this.#decisions.decide("backend-error", `${what}: ${error.message}`, {
           endpoint: error.endpoint ?? null,

@@ -5,6 +5,7 @@ import { type Answer, ScriptedBackend, VirtualClock } from "./_test_support.ts";
 import { FleetCoordinator, type FleetCoordinatorOptions } from "./coordinator.ts";
 import type { FleetDecision } from "./decision.ts";
 import {
+  FleetBackendError,
   FleetError,
   FleetSlotKeptError,
   FleetSlotLostError,
@@ -292,4 +293,26 @@ Deno.test("metrics come from the state file", async () => {
   const wait = fleetMetricSamples(waiting, new Date(Date.parse(state!.wait_started_at!) + 90_000))
     .find((m) => m.name === "liveupdate_fleet_wait_seconds");
   assert.equal(wait?.value, 90);
+});
+
+Deno.test("resume retries while the backend cannot be reached (network still coming up)", async () => {
+  await using s = await setup(["grant"], { retryIntervalMs: 1000 });
+  const slot = await s.fleet.acquire();
+  await slot.persist("kernel-prepare");
+  let calls = 0;
+  const original = s.backend.resume.bind(s.backend);
+  s.backend.resume = () =>
+    ++calls < 3
+      ? Promise.reject(new FleetBackendError("down", { kind: "unreachable" }))
+      : original();
+  s.clock.sleeps.length = 0;
+  const resumed = await s.fleet.resume();
+  assert.ok(resumed);
+  assert.equal(calls, 3);
+  assert.deepEqual(s.clock.sleeps, [1000, 2000]);
+  assert.deepEqual(kinds(resumed.decisions), ["backend-error", "slot-resumed"]);
+  s.backend.resume = () => Promise.reject(new FleetBackendError("down", { kind: "unreachable" }));
+  await using t = await setup(["grant"], { retryIntervalMs: 1000, waitTimeoutMs: 5000 });
+  t.backend.resume = s.backend.resume;
+  await assert.rejects(t.fleet.resume(), FleetBackendError);
 });

@@ -226,6 +226,14 @@ const GRPC_CODES: Readonly<Record<number, string>> = {
   16: "Unauthenticated",
 };
 
+/** Error kinds that stay the same until the configuration changes: not worth retrying. */
+const FINAL_KINDS = new Set([
+  "InvalidArgument",
+  "PermissionDenied",
+  "Unimplemented",
+  "Unauthenticated",
+]);
+
 /** Error kinds that mean "this member cannot serve now; another may". */
 const FAIL_OVER_KINDS = new Set([
   "timeout",
@@ -254,7 +262,13 @@ function failureOf(answer: JsonAnswer): EtcdFailure | undefined {
     }
   }
   if (answer.status !== 200) {
-    const code = answer.status === 503 ? 14 : answer.status === 504 ? 4 : 2;
+    const code = answer.status === 503
+      ? 14
+      : answer.status === 504
+      ? 4
+      : answer.status === 404
+      ? 12
+      : 2;
     return { code, message: `HTTP ${answer.status}: ${answer.text || "(no body)"}` };
   }
   if (!isObject(body)) {
@@ -386,7 +400,7 @@ export class EtcdClient {
       throw new FleetBackendError(
         `etcd at ${endpoint} rejected user "${credentials.username}": ${failure.message}. Check ` +
           "fleet.etcd.username and the password in fleet.etcd.password_file.",
-        { endpoint, status: answer.status, kind: "auth" },
+        { endpoint, status: answer.status, kind: "auth", retryable: false },
       );
     }
     const token = isObject(answer.body) ? answer.body.token : undefined;
@@ -465,14 +479,14 @@ export class EtcdClient {
           `etcd at ${endpoint} refused ${path}: ${failure.message}. Give the etcd user ` +
             `"${this.#options.credentials?.username ?? "(none)"}" a role with readwrite ` +
             "permission on the fleet.etcd.prefix range.",
-          { endpoint, status: answer.status, kind },
+          { endpoint, status: answer.status, kind, retryable: false },
         );
       }
-      throw new FleetBackendError(`etcd at ${endpoint} refused ${path}: ${failure.message}.`, {
-        endpoint,
-        status: answer.status,
-        kind,
-      });
+      const notEtcd = kind === "Unimplemented" ? " Is this an etcd v3.4+ client URL?" : "";
+      throw new FleetBackendError(
+        `etcd at ${endpoint} refused ${path}: ${failure.message}.${notEtcd}`,
+        { endpoint, status: answer.status, kind, retryable: !FINAL_KINDS.has(kind) },
+      );
     }
     throw new FleetBackendError(
       `No etcd endpoint could serve ${path}: ${problems.join(" ")} Check that the cluster ` +

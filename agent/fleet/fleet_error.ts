@@ -20,6 +20,11 @@ export interface BackendFailure {
   status?: number;
   /** The error kind the server named (FleetLock `kind`, etcd gRPC code name). */
   kind?: string;
+  /**
+   * Whether trying again may help (the default): false for answers that stay the
+   * same until the configuration changes (wrong password, no permission, not etcd).
+   */
+  retryable?: boolean;
 }
 
 /** A backend could not be reached, timed out, or answered with an error. */
@@ -28,9 +33,12 @@ export class FleetBackendError extends FleetError {
   readonly endpoint?: string;
   readonly status?: number;
   readonly kind?: string;
+  /** Whether trying again may help. */
+  readonly retryable: boolean;
 
   constructor(message: string, failure: BackendFailure = {}, options: AgentErrorOptions = {}) {
     super(message, options);
+    this.retryable = failure.retryable ?? true;
     if (failure.endpoint !== undefined) this.endpoint = failure.endpoint;
     if (failure.status !== undefined) this.status = failure.status;
     if (failure.kind !== undefined) this.kind = failure.kind;

@@ -25,7 +25,7 @@ import type {
   TryAcquireResult,
 } from "./backend.ts";
 import type { DecisionValue } from "./decision.ts";
-import { FleetBackendError, FleetError } from "./fleet_error.ts";
+import { FleetBackendError } from "./fleet_error.ts";
 import { type JsonAnswer, postJson } from "./http.ts";
 
 /** Options of {@link FleetLockBackend}. */
@@ -96,13 +96,14 @@ export class FleetLockBackend implements FleetBackend {
   }
 
   /** Turns a failed answer into the error to throw. */
-  #error(operation: string, answer: JsonAnswer, failure: FleetLockFailure): FleetError {
+  #error(operation: string, answer: JsonAnswer, failure: FleetLockFailure): FleetBackendError {
     const endpoint = `${this.#base}/v1/${operation}`;
     const text = `FleetLock server ${endpoint} answered HTTP ${answer.status} ` +
       `(${failure.kind}): ${failure.value}.`;
     if (FATAL_STATUS.has(answer.status)) {
-      return new FleetError(
+      return new FleetBackendError(
         `${text} Check fleet.fleetlock.url and fleet.group (letters, digits, '.' and '-').`,
+        { endpoint, status: answer.status, kind: failure.kind, retryable: false },
       );
     }
     return new FleetBackendError(text, { endpoint, status: answer.status, kind: failure.kind });

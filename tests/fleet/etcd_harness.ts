@@ -36,6 +36,8 @@ export interface EtcdOptions {
   members?: number;
   /** Serve clients over TLS and require client certificates. */
   tls?: boolean;
+  /** Further etcd flags (such as "--auth-token-ttl=1"). */
+  extraArgs?: string[];
 }
 
 /** A running test cluster. */
@@ -149,6 +151,7 @@ function memberArgs(
   cluster: string,
   token: string,
   tls: EtcdTls | undefined,
+  extra: readonly string[] = [],
 ): string[] {
   const args = [
     "--name",
@@ -189,7 +192,7 @@ function memberArgs(
       "--client-cert-auth",
     );
   }
-  return args;
+  return [...args, ...extra];
 }
 
 function spawn(args: string[]): Deno.ChildProcess {
@@ -259,6 +262,7 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdCluster>
   };
   const cluster: EtcdCluster = {
     dir,
+    ...(tls ? { tls } : {}),
     members,
     endpoints: members.map((m) => m.clientUrl),
     etcdctl,
@@ -268,7 +272,7 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdCluster>
     async restart(index) {
       const member = members[index]!;
       if (member.process !== null) throw new Error(`member ${member.name} is running`);
-      const args = memberArgs(member, initialCluster, token, tls);
+      const args = memberArgs(member, initialCluster, token, tls, options.extraArgs);
       args[args.indexOf("new")] = "existing";
       member.process = spawn(args);
       await waitFor(async () => {
@@ -302,7 +306,7 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdCluster>
   };
   try {
     for (const member of members) {
-      member.process = spawn(memberArgs(member, initialCluster, token, tls));
+      member.process = spawn(memberArgs(member, initialCluster, token, tls, options.extraArgs));
     }
     await waitFor(async () => {
       for (const member of members) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FleetError, FleetTimeoutError } from "../../agent/fleet/mod.ts";
+import { FleetBackendError, FleetTimeoutError } from "../../agent/fleet/mod.ts";
 import { makeCertificates } from "./etcd_harness.ts";
 import { startFleetLock } from "./fleetlock_double.ts";
 import { testFleet } from "./helpers.ts";
@@ -116,7 +116,8 @@ Deno.test("fleetlock: a request the server calls malformed fails at once", async
   server.fault({ status: 400, body: JSON.stringify({ kind: "bad_request", value: "bad group" }) });
   await using a = await testFleet(toml(server.url, "host-a"));
   const error = await a.fleet.acquire().catch((e) => e);
-  assert.ok(error instanceof FleetError, String(error));
+  assert.ok(error instanceof FleetBackendError, String(error));
+  assert.equal(error.retryable, false);
   assert.match(error.message, /HTTP 400 \(bad_request\): bad group\. Check fleet\.fleetlock\.url/);
   assert.equal(server.requests.length, 1, "not retried");
 });

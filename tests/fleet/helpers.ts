@@ -85,7 +85,10 @@ export async function testFleet(toml: string, name = "fleet"): Promise<TestFleet
     level: "debug",
     format: "json",
   });
-  const fleet = await createFleet(root.config, host, log);
+  const fleet = await createFleet(root.config, host, log).catch(async (error) => {
+    await Deno.remove(root.dir, { recursive: true });
+    throw error;
+  });
   if (!fleet) throw new Error("fleet.backend is none");
   return {
     fleet,
