@@ -134,3 +134,37 @@ Deno.test("cli: fleet release with FleetLock sends the unlock for the host", asy
     await Deno.remove(root.dir, { recursive: true });
   }
 });
+
+Deno.test("cli: a binary whose network permission does not cover the endpoint says how to fix it", async () => {
+  await using etcd = await startEtcd();
+  const root = await configRoot(etcdToml({ endpoints: etcd.endpoints, host: "host-a" }));
+  try {
+    const main = new URL("../../agent/main.ts", import.meta.url).pathname;
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-sys",
+        // As `deno task compile --net-host=127.0.0.1:1` would build it.
+        "--allow-net=unix:/run/dbus/system_bus_socket,127.0.0.1:1",
+        main,
+        "fleet",
+        "status",
+        `--config-root=${root.dir}`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 1, stderr);
+    assert.match(
+      stderr,
+      /The agent has no network permission for http:\/\/127\.0\.0\.1:\d+\. .*--net-host=127\.0\.0\.1:\d+/,
+    );
+  } finally {
+    await Deno.remove(root.dir, { recursive: true });
+  }
+});

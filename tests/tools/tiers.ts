@@ -29,4 +29,12 @@ export const TIERS: readonly Tier[] = [
     paths: ["agent/", "tests/tools/"],
     flags: ["--allow-all"],
   },
+  {
+    name: "fleet",
+    description: "Fleet rollouts against real etcd (1 and 3 members) and a FleetLock test double.",
+    packages: ["fleet"],
+    prepare: [],
+    paths: ["tests/fleet/"],
+    flags: ["--allow-all"],
+  },
 ];
