@@ -284,6 +284,25 @@ export class FleetCoordinator {
    * update, and the signal's reason when aborted. Nothing on the host changes.
    */
   async acquire(options: AcquireOptions = {}): Promise<FleetSlot> {
+    const tracker = this.#tracker("waiting-slot");
+    try {
+      return await this.#acquire(options, tracker);
+    } catch (error) {
+      if (tracker.state.phase === "waiting-slot" || tracker.state.phase === "waiting-window") {
+        await tracker.set({
+          phase: "stopped",
+          last_decision: {
+            kind: "stopped",
+            message: errorMessage(error),
+            time: this.#options.clock.now().toISOString(),
+          },
+        }, ["next_attempt_at"]);
+      }
+      throw error;
+    }
+  }
+
+  async #acquire(options: AcquireOptions, tracker: StateTracker): Promise<FleetSlot> {
     const { clock, window } = this.#options;
     const decisions = new DecisionLog(
       this.#options.log,
@@ -291,7 +310,6 @@ export class FleetCoordinator {
       this.#context(),
       options.onDecision,
     );
-    const tracker = this.#tracker("waiting-slot");
     const request = this.#request(options.attempt);
     const signal = options.signal;
     const deadline = clock.monotonic() + this.#options.waitTimeoutMs;

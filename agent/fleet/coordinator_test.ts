@@ -316,3 +316,43 @@ Deno.test("resume retries while the backend cannot be reached (network still com
   t.backend.resume = s.backend.resume;
   await assert.rejects(t.fleet.resume(), FleetBackendError);
 });
+
+Deno.test("a stopped wait says so in the state file", async () => {
+  await using s = await setup(["full", "halted", "halted", "full"]);
+  const controller = new AbortController();
+  let tries = 0;
+  const waiting = s.fleet.acquire({
+    signal: controller.signal,
+    onDecision: () => {
+      if (++tries === 6) controller.abort(new Error("SIGTERM"));
+    },
+  });
+  await assert.rejects(waiting, /SIGTERM/);
+  const state = await readFleetState(Deno, s.dir);
+  assert.equal(state?.phase, "stopped");
+  assert.equal(state?.last_decision?.message, "SIGTERM");
+});
+
+Deno.test("waiting decisions of one kind in a row are one entry with the latest message", async () => {
+  await using s = await setup(["grant"]);
+  const messages = ["All 1 slot(s) are held (by host-y).", "All 1 slot(s) are held (by host-z)."];
+  let n = 0;
+  s.backend.tryAcquire = ((original) => (request) =>
+    n < 2
+      ? Promise.resolve({
+        granted: false,
+        reason: "full",
+        message: messages[n++]!,
+        holders: [],
+        fields: {},
+      })
+      : original(request))(s.backend.tryAcquire.bind(s.backend));
+  const slot = await s.fleet.acquire();
+  const busy = slot.decisions.filter((d) => d.kind === "slot-busy");
+  assert.equal(busy.length, 1);
+  assert.equal(busy[0]!.repeats, 1);
+  assert.equal(busy[0]!.message, messages[1]);
+  const levels = s.log.text().split("\n").filter((l) => l.includes('"slot-busy"'))
+    .map((l) => JSON.parse(l).level);
+  assert.deepEqual(levels, ["info", "info"], "a new message is logged at its level");
+});

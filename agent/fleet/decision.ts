@@ -85,10 +85,21 @@ export interface DecisionContext {
   host_id: string;
 }
 
+/** Decisions of waiting: repeated in a row, they are one entry of the record. */
+const WAITING_KINDS: ReadonlySet<FleetDecisionKind> = new Set([
+  "window-closed",
+  "slot-busy",
+  "fleet-halted",
+  "backend-error",
+  "health-waiting",
+]);
+
 /**
- * Makes, logs and keeps decisions. A decision equal to the one before (same kind,
- * same message: the same answer on a retry) is counted in `repeats` and logged at
- * debug level, so a long wait neither floods the journal nor the record.
+ * Makes, logs and keeps decisions. A waiting decision of the same kind as the one
+ * before (a retry) updates that entry (latest message and fields, `repeats`,
+ * `last_time`) instead of adding one, and is logged at debug level when its
+ * message did not change: a week-long wait neither floods the journal nor the
+ * attempt record.
  */
 export class DecisionLog {
   readonly #decisions: FleetDecision[] = [];
@@ -135,12 +146,15 @@ export class DecisionLog {
     };
     const last = this.last;
     let decision: FleetDecision;
-    if (last && last.kind === kind && last.message === message) {
+    if (last && last.kind === kind && (last.message === message || WAITING_KINDS.has(kind))) {
+      const same = last.message === message;
       last.repeats = (last.repeats ?? 0) + 1;
       last.last_time = time;
+      last.message = message;
       last.fields = fields;
       decision = last;
-      this.#log.debug(message, { ...logFields, repeats: last.repeats });
+      const level = same ? "debug" : LEVELS[kind];
+      this.#log[level](message, { ...logFields, repeats: last.repeats });
     } else {
       decision = { time, kind, message, ...this.#context, fields };
       this.#decisions.push(decision);

@@ -8,9 +8,9 @@
  *
  * Taking a slot is one transaction: read the group's holders and the halt marks
  * at revision R; if fewer than `slots` hold one and nothing halts, put our holder
- * key, on condition that no key in the holder range changed after R (so no other
- * host took a slot meanwhile: the count cannot pass `slots`), that our key does
- * not exist, and that still no halt mark exists. The key is attached to a lease
+ * key, on condition that no key in the holder range was created after R (so no
+ * other host took a slot meanwhile: the count cannot pass `slots`), that our key
+ * does not exist, and that still no halt mark exists. The key is attached to a lease
  * the agent keeps alive: a host that dies while its update can still be undone
  * frees its slot when the lease expires.
  *
@@ -231,12 +231,14 @@ export class EtcdBackend implements FleetBackend {
       updated_at: now,
     };
     const compare: EtcdCompare[] = [
+      // No holder key CREATED after the snapshot (a key rewritten in place, such as
+      // another host's slot made permanent, does not change the count).
       {
         key: holdersPrefix,
         rangeEnd: prefixEnd(holdersPrefix),
-        target: "mod",
+        target: "create",
         result: "less",
-        modRevision: snapshot.revision + 1,
+        createRevision: snapshot.revision + 1,
       },
       { key, target: "create", result: "equal", createRevision: 0 },
     ];

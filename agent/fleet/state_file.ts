@@ -29,7 +29,9 @@ export type FleetPhase =
   | "lost"
   | "abandoned"
   | "timed-out"
-  | "failed";
+  | "failed"
+  /** The wait was stopped (the agent was told to stop). */
+  | "stopped";
 
 /** Every phase, for metrics. */
 export const FLEET_PHASES: readonly FleetPhase[] = [
@@ -44,6 +46,7 @@ export const FLEET_PHASES: readonly FleetPhase[] = [
   "abandoned",
   "timed-out",
   "failed",
+  "stopped",
 ];
 
 /** The state file's content. */
