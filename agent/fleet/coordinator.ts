@@ -135,9 +135,9 @@ export type ReleaseOutcome =
 
 /** Where a slot stands. */
 export type SlotState =
-  /** Held, bound to a lease (etcd): a dead host frees it. */
+  /** Held before the point of no return (etcd: bound to a lease, a dead host frees it). */
   | "held"
-  /** Held permanently: survives the agent, the kexec and the host. */
+  /** Made permanent by `persist`: survives the agent, the kexec and the host. */
   | "persistent"
   /** Kept after a failure: halts the rollout until an operator frees it. */
   | "kept"
@@ -423,7 +423,7 @@ export class FleetCoordinator {
           result.fields,
         );
         await tracker.set({
-          phase: result.hold.leaseBound ? "holding" : "persistent",
+          phase: "holding",
           slot: result.hold.record,
           last_decision: this.#summary(decisions),
         }, ["next_attempt_at", "blocked_by"]);
@@ -434,6 +434,7 @@ export class FleetCoordinator {
           decisions,
           tracker,
           decision.time,
+          "held",
         );
       }
       if (result) {
@@ -530,7 +531,15 @@ export class FleetCoordinator {
     });
     const tracker = this.#tracker(hold.leaseBound ? "holding" : "persistent");
     await tracker.set({ slot: hold.record, last_decision: this.#summary(decisions) });
-    return new FleetSlot(this.#options, hold, request, decisions, tracker, hold.record.acquired_at);
+    return new FleetSlot(
+      this.#options,
+      hold,
+      request,
+      decisions,
+      tracker,
+      hold.record.acquired_at,
+      hold.leaseBound ? "held" : "persistent",
+    );
   }
 
   #summary(decisions: DecisionLog): FleetRuntimeState["last_decision"] {
@@ -559,6 +568,7 @@ export class FleetSlot {
     decisions: DecisionLog,
     tracker: StateTracker,
     acquiredAt: string,
+    state: "held" | "persistent",
   ) {
     this.#options = options;
     this.#hold = hold;
@@ -566,7 +576,7 @@ export class FleetSlot {
     this.#decisions = decisions;
     this.#tracker = tracker;
     this.#acquiredAt = acquiredAt;
-    this.#state = hold.leaseBound ? "held" : "persistent";
+    this.#state = state;
     hold.lost.addEventListener("abort", () => {
       if (this.#state !== "held") return;
       this.#state = "lost";
@@ -581,6 +591,11 @@ export class FleetSlot {
   /** Where the slot stands. */
   get state(): SlotState {
     return this.#state;
+  }
+
+  /** Whether the backend frees the slot by itself if this host dies (an etcd lease). */
+  get leaseBound(): boolean {
+    return this.#hold.leaseBound;
   }
 
   /** Where the slot is held, for the attempt record (the finish process resumes it). */
@@ -713,11 +728,25 @@ export class FleetSlot {
       await this.#tracker.set({ last_decision: this.#last() });
       return;
     }
-    const fields = await this.#retry(
-      "Keeping the slot",
-      () => this.#hold.persist({ ...(stage ? { stage } : {}), failed: true, reason }, signal),
-      signal,
-    );
+    let fields;
+    try {
+      fields = await this.#retry(
+        "Keeping the slot",
+        () => this.#hold.persist({ ...(stage ? { stage } : {}), failed: true, reason }, signal),
+        signal,
+      );
+    } catch (error) {
+      if (!(error instanceof FleetSlotLostError)) throw error;
+      // The slot went (lease expired, operator freed it): the failure still halts.
+      await this.#pending;
+      // The lease keeper's listener may have marked it lost meanwhile.
+      if ((this.#state as SlotState) !== "lost") {
+        this.#state = "lost";
+        await this.#decisions.decide("slot-lost", error.message, { stage: stage ?? null });
+        await this.#tracker.set({ phase: "lost", last_decision: this.#last() });
+      }
+      return await this.keep(reason, options);
+    }
     this.#state = "kept";
     await this.#decisions.decide(
       "slot-kept",

@@ -218,3 +218,42 @@ Deno.test("etcd: an unhealthy host keeps its slot; the state file tells status w
   );
   await a.fleet.backend.operatorRelease("host-a", "", { force: false });
 });
+
+Deno.test("etcd: recover after a crash before the point of no return adopts, keeps or frees the slot", async () => {
+  await using etcd = await startEtcd();
+  const endpoints = etcd.endpoints;
+  await using a = await testFleet(
+    etcdToml({ endpoints, host: "host-a", slots: 2, leaseTtl: "2s" }),
+  );
+  // The agent dies in the undo-able part (its lease keeper stops with it).
+  const first = await a.fleet.acquire();
+  await first.close();
+  // It starts again within the lease's lifetime: recover finds the slot, still lease-bound.
+  await using again = await testFleet(
+    etcdToml({ endpoints, host: "host-a", slots: 2, leaseTtl: "2s" }),
+  );
+  const adopted = await again.fleet.resume();
+  assert.ok(adopted);
+  assert.equal(adopted.state, "held");
+  assert.equal(adopted.leaseBound, true);
+  // recover rolled the host back: nothing was changed for good, so the slot is freed.
+  await adopted.abandon("recovered: rolled back after the agent died");
+  assert.deepEqual((await a.fleet.backend.list())?.holders, []);
+  // Had it decided the update failed, the slot would be kept; if the lease expired
+  // meanwhile, the failure still halts the rollout.
+  const second = await again.fleet.acquire();
+  await second.close();
+  const late = await again.fleet.resume();
+  assert.ok(late);
+  await waitFor(async () => ((await a.fleet.backend.list())?.holders.length ?? 1) === 0, {
+    timeoutMs: 30_000,
+    what: "the lease to expire",
+  });
+  await late.keep("recovered: the update failed");
+  assert.equal(late.state, "lost");
+  const listing = await a.fleet.backend.list();
+  assert.deepEqual(listing?.holders, []);
+  assert.deepEqual(listing?.halts.map((h) => h.id), ["host-a"]);
+  assert.deepEqual(late.decisions.map((d) => d.kind), ["slot-resumed", "slot-lost", "slot-kept"]);
+  await a.fleet.backend.operatorRelease("host-a", "", { force: false });
+});

@@ -24,7 +24,8 @@ Deno.test("fleetlock: a slot is locked with pre-reboot and freed with steady-sta
   await using server = startFleetLock();
   await using a = await testFleet(toml(`${server.url}/`, "c988d2509fdf4cdcbed39037c56406fb"));
   const slot = await a.fleet.acquire();
-  assert.equal(slot.state, "persistent", "FleetLock locks have no lease");
+  assert.equal(slot.state, "held");
+  assert.equal(slot.leaseBound, false, "FleetLock locks have no lease");
   assert.deepEqual([...server.holders.get("workers")!], ["c988d2509fdf4cdcbed39037c56406fb"]);
   const [request] = server.requests;
   assert.equal(request?.method, "POST");
@@ -35,6 +36,7 @@ Deno.test("fleetlock: a slot is locked with pre-reboot and freed with steady-sta
     client_params: { id: "c988d2509fdf4cdcbed39037c56406fb", group: "workers" },
   });
   await slot.persist("kernel-prepare");
+  assert.equal(slot.state, "persistent");
   assert.equal(server.requests.length, 1, "persisting sends nothing");
   const outcome = await slot.release(undefined);
   assert.equal(outcome.released, true);
@@ -105,6 +107,16 @@ Deno.test("fleetlock: a server that does not answer times out and is tried again
   assert.equal(errors[0]!.fields.kind, "timeout");
   assert.match(errors[0]!.message, /did not answer within 300 ms/);
   await slot.release(undefined);
+});
+
+Deno.test("fleetlock: a slot taken by a host that then stops before changing anything is unlocked", async () => {
+  await using server = startFleetLock();
+  await using a = await testFleet(toml(server.url, "host-a"));
+  const slot = await a.fleet.acquire();
+  await slot.abandon("preflight refused: no target kernel");
+  assert.equal(slot.state, "abandoned");
+  assert.equal(server.holders.get("workers")?.size, 0);
+  assert.equal(server.requests.at(-1)?.path, "/v1/steady-state");
 });
 
 Deno.test("fleetlock: a server that stays down makes the wait time out", async () => {
