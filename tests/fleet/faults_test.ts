@@ -48,7 +48,8 @@ Deno.test("faults: the etcd leader is killed mid-rollout: no slot granted twice,
   for (const [index, exit] of exits) assert.equal(exit.code, 0, `agent ${index}: ${exit.stderr}`);
   const survivors = etcd.endpoints.filter((_, i) => i !== leader);
   const history = await maxHoldersInHistory(survivors, PREFIX);
-  assert.equal(history.max.get("default"), 2, "never more holders than slots");
+  const most = history.max.get("default") ?? 0;
+  assert.ok(most >= 1 && most <= 2, `never more holders than slots (saw ${most})`);
   assert.equal(history.final, 0, "no slot left held");
   const intervals = await rollout.intervals();
   assert.equal(intervals.filter((i) => i.how === "update-end").length, 12);
