@@ -22,3 +22,4 @@ export * from "./retry.ts";
 export * from "./state_file.ts";
 export * from "./window.ts";
 export * from "./zone.ts";
+export * from "./slot.ts";
