@@ -25,7 +25,7 @@ export const ExitCode = {
   RolledBack: 6,
   /** Another live-update operation holds the lock; nothing was done. */
   Busy: 7,
-  /** A wait (for example `wait --for=normal`) timed out. */
+  /** A wait (for example `wait --for=normal`, or for a fleet slot) timed out. */
   Timeout: 8,
 } as const;
 
@@ -70,5 +70,9 @@ export const EXIT_CODE_DOCS: readonly { code: ExitCode; name: string; meaning: s
     name: "busy",
     meaning: "Another live-update operation holds the lock; nothing was done.",
   },
-  { code: ExitCode.Timeout, name: "timeout", meaning: "A `wait` did not see the state in time." },
+  {
+    code: ExitCode.Timeout,
+    name: "timeout",
+    meaning: "A wait (for a kernel state, a maintenance window or a fleet slot) ran out.",
+  },
 ];

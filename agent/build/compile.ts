@@ -4,13 +4,17 @@
  * agent's permission flags. Refuses, with a clear message, when the compile
  * runtime (denort) cannot be had, instead of leaving a broken file behind.
  *
- * Usage: deno task compile [--output=PATH]
+ * Usage: deno task compile [--output=PATH] [--net-host=HOST:PORT ...]
+ *
+ * `--net-host` pins the hosts the binary may connect to (the fleet's etcd members
+ * or FleetLock server); without it the binary may connect to any host (see
+ * agent/build/permissions.ts for the trade-off).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { PERMISSION_FLAGS } from "./permissions.ts";
+import { permissionFlags } from "./permissions.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -18,8 +22,13 @@ const root = new URL("../../", import.meta.url).pathname;
  * The `deno` arguments that compile `main` into `output`: exactly the agent's
  * permission flags ({@link PERMISSION_FLAGS}), baked into the binary.
  */
-export function compileArgs(output: string, main = `${root}agent/main.ts`): string[] {
-  return ["compile", "--frozen", ...PERMISSION_FLAGS, "--output", output, main];
+export function compileArgs(
+  output: string,
+  main = `${root}agent/main.ts`,
+  netHosts?: readonly string[],
+): string[] {
+  const flags = permissionFlags(netHosts ? { netHosts } : {});
+  return ["compile", "--frozen", ...flags, "--output", output, main];
 }
 
 async function isFullDeno(binary: string): Promise<boolean> {
@@ -39,7 +48,10 @@ async function isFullDeno(binary: string): Promise<boolean> {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { output: { type: "string", default: `${root}.build/liveupdate-agent` } },
+    options: {
+      output: { type: "string", default: `${root}.build/liveupdate-agent` },
+      "net-host": { type: "string", multiple: true },
+    },
     strict: true,
   });
   const output = values.output!;
@@ -53,7 +65,7 @@ if (import.meta.main) {
   }
   await Deno.mkdir(output.slice(0, output.lastIndexOf("/")) || ".", { recursive: true });
   const result = await new Deno.Command(Deno.execPath(), {
-    args: compileArgs(output),
+    args: compileArgs(output, `${root}agent/main.ts`, values["net-host"]),
     stdout: "inherit",
     stderr: "piped",
   }).output();

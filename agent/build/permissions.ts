@@ -22,6 +22,9 @@ export const READ_PATHS = [
   "/run/dbus/system_bus_socket",
   "/run/systemd/notify",
   "/run/systemd/journal/socket",
+  // The fleet layer: the default host id derives from the machine id; holders show the host name.
+  "/etc/machine-id",
+  "/proc/sys/kernel/hostname",
 ] as const;
 
 /** Paths the agent writes in production (sysfs writes are confined further by the agent). */
@@ -50,13 +53,38 @@ export const ENV_VARS = [
   "INVOCATION_ID",
 ] as const;
 
+/** Unix sockets the agent connects to. */
+export const UNIX_SOCKETS = ["/run/dbus/system_bus_socket"] as const;
+
+/**
+ * The network flag. The fleet layer connects to etcd members or a FleetLock
+ * server whose addresses are configuration (`fleet.etcd.endpoints`,
+ * `fleet.fleetlock.url`), unknown when the binary is built. So by default the
+ * binary may open TCP connections to any host (`--allow-net`): the agent itself
+ * only dials configured endpoints, and the unit confines it in the kernel
+ * (`IPAddressDeny=any` with a per-site `IPAddressAllow=` drop-in naming the
+ * etcd or FleetLock addresses). A site that wants Deno to pin the hosts too
+ * builds with `deno task compile --net-host=etcd-1.example:2379 …`: then the
+ * binary reaches exactly those `host:port`s (and the unix sockets), and any other
+ * endpoint fails with an error saying how to rebuild.
+ */
+export function netFlag(hosts?: readonly string[]): string {
+  if (hosts === undefined) return "--allow-net";
+  return `--allow-net=${[...UNIX_SOCKETS.map((path) => `unix:${path}`), ...hosts].join(",")}`;
+}
+
 /** The permission flags, in the order `deno compile` and `deno run` take them. */
-export const PERMISSION_FLAGS: readonly string[] = [
-  `--allow-read=${READ_PATHS.join(",")}`,
-  `--allow-write=${WRITE_PATHS.join(",")}`,
-  "--allow-net=unix:/run/dbus/system_bus_socket",
-  "--allow-sys=uid,osRelease,hostname",
-  `--allow-env=${ENV_VARS.join(",")}`,
-  `--allow-run=${RUN_PATHS.join(",")}`,
-  "--allow-ffi",
-];
+export function permissionFlags(options: { netHosts?: readonly string[] } = {}): string[] {
+  return [
+    `--allow-read=${READ_PATHS.join(",")}`,
+    `--allow-write=${WRITE_PATHS.join(",")}`,
+    netFlag(options.netHosts),
+    "--allow-sys=uid,osRelease,hostname",
+    `--allow-env=${ENV_VARS.join(",")}`,
+    `--allow-run=${RUN_PATHS.join(",")}`,
+    "--allow-ffi",
+  ];
+}
+
+/** The permission flags of the default build. */
+export const PERMISSION_FLAGS: readonly string[] = permissionFlags();

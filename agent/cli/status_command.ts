@@ -6,6 +6,7 @@
  */
 
 import { ExitCode } from "../exit_codes.ts";
+import { type FleetRuntimeState, readFleetState } from "../fleet/mod.ts";
 import type { Command } from "./command.ts";
 import { gatherStatus, type StatusKernelSide, type StatusReport } from "./status_report.ts";
 
@@ -92,15 +93,46 @@ export const statusCommand: Command = {
     json: { type: "boolean", description: "Print JSON (versioned schema, see the README)." },
   },
   async run(context, args) {
-    const report = await gatherStatus({
-      fs: context.host.fs,
-      platform: context.platform,
-      loaded: context.loaded,
-      log: context.log,
-    });
+    const { config } = context.loaded;
+    const fleetState = config.fleet.backend === "none"
+      ? undefined
+      : await readFleetState(context.host.fs, config.paths.runtime_dir).catch((error) => {
+        context.log.warning((error as Error).message);
+        return undefined;
+      });
+    const report = {
+      ...await gatherStatus({
+        fs: context.host.fs,
+        platform: context.platform,
+        loaded: context.loaded,
+        log: context.log,
+      }),
+      fleet: {
+        backend: config.fleet.backend,
+        group: config.fleet.group,
+        state: fleetState ?? null,
+      },
+    };
     const { stdout } = context.host;
     if (args.values.json) stdout.write(JSON.stringify(report, null, 2) + "\n");
-    else stdout.write(renderText(report));
+    else {
+      stdout.write(
+        renderText(report) +
+          line("Fleet", fleetLine(report.fleet.backend, report.fleet.group, fleetState)) + "\n",
+      );
+    }
     return ExitCode.Success;
   },
 };
+
+function fleetLine(
+  backend: string,
+  group: string,
+  state: FleetRuntimeState | undefined,
+): string {
+  if (backend === "none") return "none (this host updates without fleet slots)";
+  if (state === undefined) return `${backend}, group ${group}: no fleet activity in this boot`;
+  const last = state.last_decision ? ` — ${state.last_decision.message}` : "";
+  return `${backend}, group ${group}: ${state.phase} since ${state.since} ` +
+    `(${state.attempts} tries)${last}`;
+}

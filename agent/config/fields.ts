@@ -66,6 +66,8 @@ const bad = <T>(detail?: string): ParseResult<T> =>
 export interface TextOptions {
   pattern?: RegExp;
   expected?: string;
+  /** A further check of a value that matched: returns why it is wrong, or undefined. */
+  check?: (value: string) => string | undefined;
 }
 
 /** A string, optionally matching a pattern. */
@@ -75,6 +77,8 @@ export function text(doc: string, defaultValue: string, options: TextOptions = {
     if (typeof raw !== "string") return bad();
     if (raw.includes("\0")) return bad("it contains a NUL character");
     if (options.pattern && !options.pattern.test(raw)) return bad();
+    const problem = options.check?.(raw);
+    if (problem !== undefined) return bad(problem);
     return ok(raw);
   });
 }
@@ -216,6 +220,31 @@ export function textMap(
         return bad(`the value of "${key}" is not allowed`);
       }
       result[key] = value;
+    }
+    return ok(result);
+  });
+}
+
+/** A table of string keys to integers within bounds. */
+export function integerMap(
+  doc: string,
+  options: { key: RegExp; min: number; max: number; expected: string },
+): Field<Readonly<Record<string, number>>> {
+  return field(doc, {}, options.expected, (raw) => {
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw) || raw instanceof Date) {
+      return bad();
+    }
+    const result: Record<string, number> = {};
+    for (const [key, value] of Object.entries(raw)) {
+      if (!options.key.test(key)) return bad(`the name "${key}" is not allowed`);
+      const number = typeof value === "bigint" ? Number(value) : value;
+      if (typeof number !== "number" || !Number.isInteger(number)) {
+        return bad(`the value of "${key}" is not an integer`);
+      }
+      if (number < options.min || number > options.max) {
+        return bad(`the value of "${key}" is out of range`);
+      }
+      result[key] = number;
     }
     return ok(result);
   });

@@ -19,6 +19,7 @@
 import type { FileSystem } from "../host/mod.ts";
 import { ConfigError, type ConfigProblem } from "./config_error.ts";
 import type { Shape } from "./fields.ts";
+import { fleetProblems } from "./fleet_checks.ts";
 import { type Config, SCHEMA } from "./schema.ts";
 import { parseToml } from "./toml.ts";
 import { validateTable } from "./validate.ts";
@@ -171,6 +172,7 @@ function crossCheck(config: Config, origins: Map<string, string>): ConfigProblem
       });
     }
   }
+  problems.push(...fleetProblems(config, origins));
   return problems;
 }
 

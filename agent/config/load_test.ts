@@ -280,6 +280,156 @@ const MALFORMED: { name: string; toml: string; key?: string; says: RegExp }[] = 
     key: "target.cmdline",
     says: /is a date \(1979-05-27\), but must be a string/,
   },
+  {
+    name: "fleet backend",
+    toml: '[fleet]\nbackend = "consul"',
+    key: "fleet.backend",
+    says: /must be one of "none", "etcd", "fleetlock"/,
+  },
+  {
+    name: "fleet group with a slash",
+    toml: '[fleet]\ngroup = "rack/a"',
+    key: "fleet.group",
+    says: /is "rack\/a", but must be a group name of letters, digits/,
+  },
+  {
+    name: "fleet slots zero",
+    toml: "[fleet]\nslots = 0",
+    key: "fleet.slots",
+    says: /is 0 \(it is out of range\), but must be an integer from 1 to 100000/,
+  },
+  {
+    name: "fleet group slots with a bad group name",
+    toml: '[fleet.group_slots]\n"rack a" = 2',
+    key: "fleet.group_slots",
+    says: /the name "rack a" is not allowed.*a table of group names to slot counts/,
+  },
+  {
+    name: "fleet group slots not an integer",
+    toml: '[fleet.group_slots]\nrack-a = "two"',
+    key: "fleet.group_slots",
+    says: /the value of "rack-a" is not an integer/,
+  },
+  {
+    name: "fleet group slots out of range",
+    toml: "[fleet.group_slots]\nrack-a = 0",
+    key: "fleet.group_slots",
+    says: /the value of "rack-a" is out of range/,
+  },
+  {
+    name: "fleet host id with a slash",
+    toml: '[fleet]\nhost_id = "a/b"',
+    key: "fleet.host_id",
+    says: /must be an id of letters, digits/,
+  },
+  {
+    name: "window day name",
+    toml: '[fleet.window]\ndays = ["sat", "caturday"]',
+    key: "fleet.window.days",
+    says: /"caturday" does not match\), but must be a list of day names/,
+  },
+  {
+    name: "window start time",
+    toml: '[fleet.window]\ndays = ["sat"]\nstart = "25:00"',
+    key: "fleet.window.start",
+    says: /is "25:00", but must be a time such as "22:30"/,
+  },
+  {
+    name: "window time zone",
+    toml: '[fleet.window]\ndays = ["sat"]\ntime_zone = "Mars/Olympus_Mons"',
+    key: "fleet.window.time_zone",
+    says: /\(it is not a known time zone\), but must be an IANA time zone/,
+  },
+  {
+    name: "window length zero",
+    toml: '[fleet.window]\ndays = ["sat"]\nlength = "0s"',
+    key: "fleet.window.length",
+    says: /\(it is out of range\), but must be a duration from "1min" to "7d"/,
+  },
+  {
+    name: "window settings without days",
+    toml: '[fleet.window]\nstart = "22:00"',
+    key: "fleet.window.start",
+    says: /"fleet.window.start" is set but "fleet.window.days" lists no day/,
+  },
+  {
+    name: "etcd endpoint without scheme",
+    toml: '[fleet.etcd]\nendpoints = ["etcd-1:2379"]',
+    key: "fleet.etcd.endpoints",
+    says: /"etcd-1:2379" does not match\), but must be a list of URLs/,
+  },
+  {
+    name: "etcd prefix without trailing slash",
+    toml: '[fleet.etcd]\nprefix = "/liveupdate"',
+    key: "fleet.etcd.prefix",
+    says: /must be a key prefix ending in "\/"/,
+  },
+  {
+    name: "etcd lease shorter than etcd allows",
+    toml: '[fleet.etcd]\nlease_ttl = "1s"',
+    key: "fleet.etcd.lease_ttl",
+    says: /\(it is out of range\), but must be a duration from "2s"/,
+  },
+  {
+    name: "etcd halt scope",
+    toml: '[fleet.etcd]\nhalt = "nothing"',
+    key: "fleet.etcd.halt",
+    says: /must be one of "fleet", "group", "slot"/,
+  },
+  {
+    name: "etcd backend without endpoints",
+    toml: '[fleet]\nbackend = "etcd"',
+    key: "fleet.etcd.endpoints",
+    says: /"fleet.backend" is "etcd" but "fleet.etcd.endpoints" lists no endpoint/,
+  },
+  {
+    name: "etcd client certificate without key",
+    toml: '[fleet.etcd]\ncert_file = "/etc/liveupdate/fleet/client.pem"',
+    key: "fleet.etcd.key_file",
+    says: /"fleet.etcd.cert_file" is set but "fleet.etcd.key_file" is not/,
+  },
+  {
+    name: "etcd password file without user",
+    toml: '[fleet.etcd]\npassword_file = "/etc/liveupdate/fleet/password"',
+    key: "fleet.etcd.username",
+    says: /"fleet.etcd.password_file" is set but "fleet.etcd.username" is not/,
+  },
+  {
+    name: "etcd CA file relative",
+    toml: '[fleet.etcd]\nca_file = "ca.pem"',
+    key: "fleet.etcd.ca_file",
+    says: /is "ca.pem" \(it is not an absolute path\)/,
+  },
+  {
+    name: "fleetlock backend without URL",
+    toml: '[fleet]\nbackend = "fleetlock"',
+    key: "fleet.fleetlock.url",
+    says: /"fleet.backend" is "fleetlock" but "fleet.fleetlock.url" is not set/,
+  },
+  {
+    name: "fleetlock URL not http",
+    toml: '[fleet.fleetlock]\nurl = "ftp://airlock.example"',
+    key: "fleet.fleetlock.url",
+    says: /\(it is not an http\(s\) URL\)/,
+  },
+  {
+    name: "fleetlock URL with credentials",
+    toml: '[fleet.fleetlock]\nurl = "https://user:secret@airlock.example"',
+    key: "fleet.fleetlock.url",
+    says: /\(it carries credentials/,
+  },
+  {
+    name: "fleetlock URL not a URL",
+    toml: '[fleet.fleetlock]\nurl = "airlock.example"',
+    key: "fleet.fleetlock.url",
+    says: /\(it is not a URL\)/,
+  },
+  {
+    name: "health unit without suffix",
+    toml: '[fleet.health]\nunits = ["vmm"]',
+    key: "fleet.health.units",
+    says: /"vmm" is not a unit name with a type suffix/,
+  },
 ];
 
 for (const bad of MALFORMED) {
@@ -334,5 +484,23 @@ Deno.test("a file where a config directory belongs is a clear error", async () =
     const error = await loadConfig(Deno, { root }).catch((e) => e);
     assert.ok(error instanceof ConfigError);
     assert.match(error.message, /Config directory ".*config\.d" is not a directory/);
+  });
+});
+
+Deno.test("fleet settings are read and merged", async () => {
+  await withRoot({
+    [`${USR}/40-fleet.toml`]: '[fleet]\nbackend = "etcd"\nslots = 2\n' +
+      '[fleet.group_slots]\nrack-a = 3\n[fleet.etcd]\nendpoints = ["http://127.0.0.1:2379"]\n',
+    [`${ETC}/50-host.toml`]:
+      '[fleet]\ngroup = "rack-a"\n[fleet.window]\ndays = ["Sat", "sunday"]\n' +
+      'start = "22:30"\nlength = "4h"\ntime_zone = "Europe/Berlin"\n',
+  }, async (root) => {
+    const { config } = await loadConfig(Deno, { root });
+    assert.equal(config.fleet.backend, "etcd");
+    assert.equal(config.fleet.group, "rack-a");
+    assert.deepEqual(config.fleet.group_slots, { "rack-a": 3 });
+    assert.deepEqual(config.fleet.window.days, ["Sat", "sunday"]);
+    assert.equal(config.fleet.window.length, 4 * 3_600_000);
+    assert.equal(config.fleet.etcd.lease_ttl, 30_000);
   });
 });

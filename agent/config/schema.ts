@@ -9,14 +9,18 @@
  * @module
  */
 
+import { DAY_PATTERN, TIME_PATTERN } from "../fleet/window.ts";
+import { isTimeZone } from "../fleet/zone.ts";
 import {
   choice,
   duration,
   flag,
   integer,
+  integerMap,
   path,
   section,
   text,
+  textList,
   textMap,
   unitList,
   type ValueOf,
@@ -50,6 +54,37 @@ function phaseSection(phase: Phase) {
       ),
     },
   );
+}
+
+/** A FleetLock group name (the protocol's rule), also used in etcd keys. */
+const FLEET_GROUP = /^[a-zA-Z0-9.-]{1,64}$/;
+
+function urlProblem(text: string): string | undefined {
+  try {
+    const url = new URL(text);
+    if (url.protocol !== "http:" && url.protocol !== "https:") return "it is not an http(s) URL";
+    if (url.username || url.password) {
+      return "it carries credentials; use the username and password_file keys";
+    }
+    if (url.search || url.hash) return "it has a query or fragment";
+    return undefined;
+  } catch {
+    return "it is not a URL";
+  }
+}
+
+function tlsKeys(what: string) {
+  return {
+    ca_file: path(
+      `PEM file of the CA that signed the ${what}'s certificate; empty uses the built-in roots.`,
+      "",
+      { optional: true },
+    ),
+    cert_file: path(`PEM client certificate presented to the ${what} (with key_file).`, "", {
+      optional: true,
+    }),
+    key_file: path(`PEM private key of cert_file.`, "", { optional: true }),
+  };
 }
 
 // A unix socket path: the D-Bus library the agent uses cannot reach abstract sockets.
@@ -176,6 +211,150 @@ export const SCHEMA = {
       expected: 'a group name such as "liveupdate", or ""',
     }),
   }),
+  fleet: section(
+    "Fleet-wide rollouts: a slot in a fleet-wide semaphore (etcd or a FleetLock server) before " +
+      "anything changes, released after a healthy finish, kept on failure so the rollout halts.",
+    {
+      backend: choice(
+        'Where the fleet\'s slots live: "none" (this host updates on its own), "etcd" (etcd v3 ' +
+          'directly) or "fleetlock" (a FleetLock server such as airlock).',
+        ["none", "etcd", "fleetlock"],
+        "none",
+      ),
+      group: text(
+        "This host's group (rack, cluster); each group has its own slots.",
+        "default",
+        {
+          pattern: FLEET_GROUP,
+          expected: "a group name of letters, digits, '.' and '-' (at most 64)",
+        },
+      ),
+      slots: integer(
+        "How many hosts of a group may update at once (etcd; a FleetLock server sets its own).",
+        1,
+        { min: 1, max: 100_000 },
+      ),
+      group_slots: integerMap("Slot counts of named groups, overriding slots (etcd).", {
+        key: FLEET_GROUP,
+        min: 1,
+        max: 100_000,
+        expected: "a table of group names to slot counts, such as { rack-a1 = 2 }",
+      }),
+      host_id: text(
+        "This host's id in the fleet; empty derives one from machine_id_file (app-specific, " +
+          "so the machine id itself is never published).",
+        "",
+        {
+          pattern: /^(|[A-Za-z0-9._:-]{1,128})$/,
+          expected: "an id of letters, digits, '.', '_', ':' and '-' (at most 128), or \"\"",
+        },
+      ),
+      machine_id_file: path("The machine id the default host id derives from.", "/etc/machine-id"),
+      wait_timeout: duration(
+        "How long to wait for a maintenance window and a slot before giving up (exit 8).",
+        "24h",
+        { min: "0s", max: "30d" },
+      ),
+      retry_interval: duration(
+        "Time between tries for a slot (errors back off up to 8 times this).",
+        "30s",
+        { min: "100ms", max: "1h" },
+      ),
+      retry_jitter: integer(
+        "Random spread of each retry interval, in percent either way (avoids thundering herds).",
+        25,
+        { min: 0, max: 100 },
+      ),
+      window: section(
+        "The maintenance window: updates START only inside it (`prepare --now` overrides, " +
+          "recorded). No days listed: any time.",
+        {
+          days: textList(
+            'Days the window opens on, such as ["sat", "sun"]; empty: no window.',
+            [],
+            {
+              pattern: DAY_PATTERN,
+              expected: 'a list of day names such as ["sat", "sun"] or ["monday"]',
+            },
+          ),
+          start: text("Wall-clock time the window opens, 24-hour.", "00:00", {
+            pattern: TIME_PATTERN,
+            expected: 'a time such as "22:30"',
+          }),
+          length: duration("How long the window stays open (may cross midnight).", "4h", {
+            min: "1min",
+            max: "7d",
+          }),
+          time_zone: text("IANA time zone of days and start.", "UTC", {
+            check: (zone) => isTimeZone(zone) ? undefined : "it is not a known time zone",
+            expected: 'an IANA time zone such as "Europe/Berlin" or "UTC"',
+          }),
+        },
+      ),
+      health: section(
+        "The health gate: the slot is released only when the host is healthy again after finish.",
+        {
+          units: unitList("Units that must be active.", []),
+          devices_reclaimed: flag("Every preserved device must have been reclaimed.", true),
+          timeout: duration(
+            "How long to wait for health; then the slot is kept (the rollout halts).",
+            "10min",
+            { min: "0s", max: "1d" },
+          ),
+          interval: duration("Time between health checks.", "5s", { min: "100ms", max: "5min" }),
+        },
+      ),
+      etcd: section("The etcd v3 backend (its JSON gateway over HTTP).", {
+        endpoints: textList(
+          "Client URLs of the etcd members; tried in order, failing over on errors.",
+          [],
+          {
+            pattern: /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?\/?$/,
+            expected: 'a list of URLs such as ["https://10.0.0.1:2379"] (scheme, host, port)',
+          },
+        ),
+        prefix: text("Key prefix of the slots.", "/liveupdate/fleet/", {
+          pattern: /^[A-Za-z0-9._\/-]{1,200}\/$/,
+          expected: 'a key prefix ending in "/", such as "/liveupdate/fleet/"',
+        }),
+        lease_ttl: duration(
+          "Lease of a slot while the update can still be undone: a host that dies then frees it.",
+          "30s",
+          { min: "2s", max: "1h" },
+        ),
+        request_timeout: duration("How long one request may take.", "5s", {
+          min: "100ms",
+          max: "5min",
+        }),
+        halt: choice(
+          'What a failed update stops until an operator runs `fleet release`: "fleet" (every ' +
+            'group), "group" (its group) or "slot" (only the slot it keeps).',
+          ["fleet", "group", "slot"],
+          "fleet",
+        ),
+        username: text("etcd user (with password_file); empty: no authentication.", "", {
+          pattern: /^[^\n\0]{0,256}$/,
+          expected: "a user name",
+        }),
+        password_file: path("File holding the etcd user's password.", "", { optional: true }),
+        ...tlsKeys("etcd members"),
+      }),
+      fleetlock: section(
+        "The FleetLock backend (the protocol of zincati, airlock and fleetlock).",
+        {
+          url: text('Base URL of the server, such as "https://airlock.example:3333".', "", {
+            check: (text) => text === "" ? undefined : urlProblem(text),
+            expected: 'an http(s) URL such as "https://airlock.example:3333", or ""',
+          }),
+          request_timeout: duration("How long one request may take.", "10s", {
+            min: "100ms",
+            max: "5min",
+          }),
+          ...tlsKeys("server"),
+        },
+      ),
+    },
+  ),
 };
 
 /** The agent's configuration, as the rest of the agent reads it. */

@@ -49,15 +49,19 @@ export function journalSink(libc: () => Libc, fallback: LogSink, socket?: string
   };
 }
 
-/** Options of {@link createLogger}. */
-export interface LoggerOptions {
+/** Options of {@link createLogger}: a sink, or an output stream and a line format. */
+export type LoggerOptions =
+  & { clock: Pick<Clock, "now">; level: Level }
+  & ({ sink: LogSink } | { output: Output; format: LogFormat; color?: boolean });
+
+interface ResolvedOptions {
   sink: LogSink;
   clock: Pick<Clock, "now">;
   level: Level;
 }
 
 class SinkLogger implements Logger {
-  constructor(private readonly options: LoggerOptions, private readonly bound: Fields) {}
+  constructor(private readonly options: ResolvedOptions, private readonly bound: Fields) {}
 
   private log(level: Level, message: string, fields: Fields = {}): void {
     if (!passes(level, this.options.level)) return;
@@ -96,7 +100,10 @@ class SinkLogger implements Logger {
 
 /** Creates a logger writing every record that passes `options.level` to `options.sink`. */
 export function createLogger(options: LoggerOptions): Logger {
-  return new SinkLogger(options, {});
+  const sink = "sink" in options
+    ? options.sink
+    : streamSink(options.output, options.format, options.color ?? false);
+  return new SinkLogger({ sink, clock: options.clock, level: options.level }, {});
 }
 
 /**

@@ -12,7 +12,7 @@ declare -A PACKAGES=(
   [demo]="fuse3 libfuse3-dev pkg-config gcc make libc6-dev systemd dbus dbus-user-session util-linux bsdutils procps"
   [vm]="qemu-system-x86 debootstrap e2fsprogs debian-archive-keyring"
   [kernel]="qemu-system-x86 build-essential bc bison flex libssl-dev libelf-dev dwarves cpio kmod busybox-static debian-archive-keyring"
-  [fleet]="etcd-server etcd-client"
+  [fleet]="etcd-server etcd-client openssl"
 )
 
 wanted=()

@@ -39,4 +39,12 @@ export const TIERS: readonly Tier[] = [
     paths: ["tests/sim/", "tests/systemd/", "tests/integration/"],
     flags: ["--allow-all"],
   },
+  {
+    name: "fleet",
+    description: "Fleet rollouts against real etcd (1 and 3 members) and a FleetLock test double.",
+    packages: ["fleet"],
+    prepare: [],
+    paths: ["tests/fleet/"],
+    flags: ["--allow-all"],
+  },
 ];
