@@ -57,19 +57,16 @@ export const ENV_VARS = [
 export const UNIX_SOCKETS = ["/run/dbus/system_bus_socket"] as const;
 
 /**
- * The network flag. The fleet layer connects to etcd members or a FleetLock
- * server whose addresses are configuration (`fleet.etcd.endpoints`,
- * `fleet.fleetlock.url`), unknown when the binary is built. So by default the
- * binary may open TCP connections to any host (`--allow-net`): the agent itself
- * only dials configured endpoints, and the unit confines it in the kernel
- * (`IPAddressDeny=any` with a per-site `IPAddressAllow=` drop-in naming the
- * etcd or FleetLock addresses). A site that wants Deno to pin the hosts too
- * builds with `deno task compile --net-host=etcd-1.example:2379 …`: then the
- * binary reaches exactly those `host:port`s (and the unix sockets), and any other
- * endpoint fails with an error saying how to rebuild.
+ * The network flag: by default only the unix sockets the agent uses (the system
+ * bus). The fleet layer connects to etcd members or a FleetLock server whose
+ * addresses are site configuration (`fleet.etcd.endpoints`, `fleet.fleetlock.url`),
+ * so a site that uses fleet rollouts builds its binary with those hosts:
+ * `deno task compile --net-host=etcd-1.example:2379 …`. The binary then reaches
+ * exactly those `host:port`s (and the unix sockets); any other endpoint fails with
+ * an error saying how to rebuild. The unit confines the agent in the kernel too
+ * (`IPAddressDeny=any` with a per-site `IPAddressAllow=` drop-in).
  */
-export function netFlag(hosts?: readonly string[]): string {
-  if (hosts === undefined) return "--allow-net";
+export function netFlag(hosts: readonly string[] = []): string {
   return `--allow-net=${[...UNIX_SOCKETS.map((path) => `unix:${path}`), ...hosts].join(",")}`;
 }
 
