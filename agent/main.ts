@@ -8,9 +8,12 @@
  */
 
 import { runCli } from "./cli/mod.ts";
-import { createRealHost } from "./host/mod.ts";
+import { realReleaseSource } from "./compat/mod.ts";
+import { createRealHost, lazyLibc } from "./host/mod.ts";
 
 if (import.meta.main) {
-  const code = await runCli(Deno.args, createRealHost());
+  const code = await runCli(Deno.args, createRealHost(), {
+    platform: { libc: lazyLibc(), releases: realReleaseSource },
+  });
   Deno.exit(code);
 }

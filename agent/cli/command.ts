@@ -8,6 +8,7 @@ import type { LoadedConfig } from "../config/mod.ts";
 import type { ExitCode } from "../exit_codes.ts";
 import type { Host } from "../host/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import type { Platform } from "./platform.ts";
 
 /** One command-line option of a command. */
 export interface OptionSpec {
@@ -26,6 +27,8 @@ export interface CommandContext {
   loaded: LoadedConfig;
   /** The directory the configuration was looked up under ("/" in production). */
   configRoot: string;
+  /** libc and the running kernel's release, wired in by `agent/main.ts`. */
+  platform: Platform;
 }
 
 /** Parsed options and positional arguments of one invocation. */

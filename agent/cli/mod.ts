@@ -7,3 +7,4 @@
 export * from "./command.ts";
 export * from "./commands.ts";
 export * from "./run.ts";
+export * from "./platform.ts";

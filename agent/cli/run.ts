@@ -22,6 +22,15 @@ import type { Command } from "./command.ts";
 import { COMMANDS } from "./commands.ts";
 import { commandHelp, mainHelp } from "./help.ts";
 import { parseCommandLine } from "./parse.ts";
+import { NO_PLATFORM, type Platform } from "./platform.ts";
+
+/** Options of {@link runCli}. */
+export interface RunOptions {
+  /** The commands (all of them by default). */
+  commands?: readonly Command[];
+  /** libc and the running kernel's release; `agent/main.ts` passes the real ones. */
+  platform?: Platform;
+}
 
 function makeLogger(host: Host, level: Level, format: LogFormat | "auto"): Logger {
   const resolved = resolveFormat(format, host.env, host.stderr);
@@ -47,8 +56,10 @@ function reportUnexpected(log: Logger, error: unknown): void {
 export async function runCli(
   argv: readonly string[],
   host: Host,
-  commands: readonly Command[] = COMMANDS,
+  options: RunOptions = {},
 ): Promise<number> {
+  const commands = options.commands ?? COMMANDS;
+  const platform = options.platform ?? NO_PLATFORM;
   let log = makeLogger(host, "info", "auto");
   let parsed;
   try {
@@ -97,7 +108,7 @@ export async function runCli(
     global.logFormat ?? loaded.config.log.format,
   );
   try {
-    return await command.run({ host, log, loaded, configRoot }, args);
+    return await command.run({ host, log, loaded, configRoot, platform }, args);
   } catch (error) {
     if (error instanceof AgentError) {
       log.error(error.message);

@@ -6,11 +6,77 @@
  */
 
 import { ExitCode } from "../exit_codes.ts";
-import { VERSION } from "../version.ts";
 import type { Command } from "./command.ts";
+import { gatherStatus, type StatusKernelSide, type StatusReport } from "./status_report.ts";
 
-/** Version of the `status --json` document. */
-export const STATUS_JSON_VERSION = 1;
+export { STATUS_JSON_VERSION } from "./status_report.ts";
+
+const LABEL = 11;
+const line = (label: string, text: string) => `${label.padStart(LABEL)}: ${text}`;
+const more = (text: string) => `${" ".repeat(LABEL + 2)}${text}`;
+
+function versionText(side: StatusKernelSide): string {
+  if (side.version === null) return `LUO ABI unknown — ${side.problem ?? "no metadata"}`;
+  const from = side.versionSource === "config"
+    ? "set in the configuration"
+    : `from ${side.metadataFile}`;
+  return `LUO ABI ${side.version} (${from})`;
+}
+
+function renderText(report: StatusReport): string {
+  const lines = [`liveupdate-agent ${report.agent.version}`];
+  const { sources } = report.config;
+  lines.push(line("Config", sources.length ? sources.join(", ") : "defaults (no drop-in files)"));
+
+  const { kernel } = report;
+  if (kernel.available) {
+    const extra = kernel.features?.extraFiles.length
+      ? ` (also has: ${kernel.features.extraFiles.join(", ")})`
+      : "";
+    lines.push(line("Kernel", `${kernel.backend} at ${kernel.location}${extra}`));
+    if (kernel.features?.stateMachine) {
+      lines.push(line("State", kernel.state ?? `unreadable — ${kernel.stateError}`));
+    }
+    if (kernel.features && !kernel.features.devices) {
+      lines.push(line("Devices", "this kernel preserves no devices"));
+    }
+  } else {
+    if (kernel.probes.length > 1 && !kernel.probes.some((probe) => probe.usable)) {
+      lines.push(line("Kernel", "unavailable — no usable live-update interface"));
+      for (const probe of kernel.probes) lines.push(more(`${probe.backend}: ${probe.summary}`));
+    } else {
+      lines.push(line("Kernel", `unavailable — ${kernel.reason}`));
+    }
+  }
+
+  const { handover } = report;
+  lines.push(line(
+    "Handover",
+    handover.status === "present"
+      ? `from a live update, previous kernel's LUO ABI ${handover.version ?? "not stated"} ` +
+        `(${handover.file})`
+      : handover.status === "absent"
+      ? `none — ${handover.detail}`
+      : `${handover.status} — ${handover.detail}`,
+  ));
+
+  const { running, target, verdict } = report.compat;
+  lines.push(line("Running", `${running.release ?? "unknown release"}: ${versionText(running)}`));
+  if (running.note) lines.push(more(running.note));
+  if (target.image === null && target.versionSource === null) {
+    lines.push(line("Target", "none configured (target.kernel)"));
+  } else {
+    const release = target.release === null
+      ? "unknown release"
+      : `${target.release} (from its ${target.releaseSource})`;
+    lines.push(
+      line("Target", `${target.image ?? "(no image)"}: ${release}: ${versionText(target)}`),
+    );
+    if (target.note) lines.push(more(target.note));
+  }
+  lines.push(line("Compat", verdict.sentence));
+  return lines.join("\n") + "\n";
+}
 
 /** Reports the agent, its configuration and the kernel's live-update state. */
 export const statusCommand: Command = {
@@ -18,36 +84,23 @@ export const statusCommand: Command = {
   summary: "Show the kernel's live-update support and state, and the last attempts.",
   description: [
     "Reads what it can and changes nothing. The kernel section says whether the running",
-    "kernel offers live update, its state, and the compatibility of the configured target.",
+    "kernel offers live update (and through which interface, or what is missing), its",
+    "state, what the previous kernel handed over, and the compatibility of the configured",
+    "target kernel. Exits 0 whenever it could report, whatever it found.",
   ].join("\n"),
   options: {
     json: { type: "boolean", description: "Print JSON (versioned schema, see the README)." },
   },
-  run(context, args) {
-    const report = {
-      version: STATUS_JSON_VERSION,
-      agent: { version: VERSION },
-      config: { sources: context.loaded.sources },
-      kernel: {
-        available: false,
-        reason:
-          "This build of the agent has no kernel layer yet; it cannot read live-update state.",
-      },
-    };
+  async run(context, args) {
+    const report = await gatherStatus({
+      fs: context.host.fs,
+      platform: context.platform,
+      loaded: context.loaded,
+      log: context.log,
+    });
     const { stdout } = context.host;
-    if (args.values.json) {
-      stdout.write(JSON.stringify(report, null, 2) + "\n");
-    } else {
-      stdout.write(
-        [
-          `liveupdate-agent ${VERSION}`,
-          `     Config: ${report.config.sources.length} file(s)` +
-          (report.config.sources.length ? `: ${report.config.sources.join(", ")}` : " (defaults)"),
-          `     Kernel: unavailable — ${report.kernel.reason}`,
-          "",
-        ].join("\n"),
-      );
-    }
-    return Promise.resolve(ExitCode.Success);
+    if (args.values.json) stdout.write(JSON.stringify(report, null, 2) + "\n");
+    else stdout.write(renderText(report));
+    return ExitCode.Success;
   },
 };

@@ -1,0 +1,171 @@
+/**
+ * The compatibility check as the agent runs it: find the running and the target
+ * kernel's releases, their LUO ABI versions (a configured override first, else
+ * the metadata the OS image ships), and the verdict.
+ *
+ * @module
+ */
+
+import type { Config } from "../config/mod.ts";
+import type { FileSystem } from "../host/mod.ts";
+import type { IncomingHandover, LuoVersion } from "../kernel/mod.ts";
+import { CompatError } from "./compat_error.ts";
+import { metadataPath, readAbiMetadata } from "./metadata.ts";
+import {
+  type ReleaseFinding,
+  type ReleaseSource,
+  runningRelease,
+  targetRelease,
+} from "./release.ts";
+import { decideCompatibility, type Verdict, type VersionKnowledge } from "./verdict.ts";
+import { formatLuoVersion, parseLuoVersion } from "./version.ts";
+
+/** What the check found about one kernel. */
+export interface KernelSide {
+  /** The kernel image (the target's `target.kernel`; null for the running kernel). */
+  image: string | null;
+  release: string | null;
+  releaseSource: "uname" | "image header" | "file name" | null;
+  version: LuoVersion | null;
+  versionSource: "config" | "metadata" | null;
+  /** The metadata file looked at (whether or not it exists). */
+  metadataFile: string | null;
+  /** Why the version is unknown or invalid. */
+  problem: string | null;
+  /** Something worth telling although the version is known. */
+  note: string | null;
+}
+
+/** The whole check: both kernels and the verdict. */
+export interface CompatReport {
+  running: KernelSide;
+  target: KernelSide;
+  verdict: Verdict;
+}
+
+/** What the check needs. */
+export interface CompatContext {
+  fs: FileSystem;
+  releases: ReleaseSource;
+  config: Config;
+}
+
+async function side(
+  context: CompatContext,
+  role: "running" | "target",
+  found: ReleaseFinding | null,
+  image: string | null,
+): Promise<{ side: KernelSide; knowledge: VersionKnowledge }> {
+  const { config } = context;
+  const key = role === "running" ? "compat.running_version" : "compat.target_version";
+  const setting = role === "running" ? config.compat.running_version : config.compat.target_version;
+  const result: KernelSide = {
+    image,
+    release: found?.release ?? null,
+    releaseSource: found && found.release !== null ? found.source : null,
+    version: null,
+    versionSource: null,
+    metadataFile: null,
+    problem: null,
+    note: found && found.release !== null ? found.note ?? null : null,
+  };
+  if (setting !== "") {
+    const version = parseLuoVersion(setting);
+    if (!version) {
+      // The schema admits only MAJOR.MINOR; a value past u32 still lands here.
+      result.problem = `${key} ${JSON.stringify(setting)} is not a LUO ABI version`;
+      return { side: result, knowledge: { invalid: `setting ${result.problem}` } };
+    }
+    result.version = version;
+    result.versionSource = "config";
+    return { side: result, knowledge: { version, from: key } };
+  }
+  if (!found || found.release === null) {
+    result.problem = found?.problem ??
+      "No target kernel is configured (target.kernel) and compat.target_version is not set.";
+    return { side: result, knowledge: { unknown: result.problem } };
+  }
+  const file = metadataPath(config.compat.modules_dir, found.release);
+  result.metadataFile = file;
+  try {
+    const metadata = await readAbiMetadata(context.fs, config.compat.modules_dir, found.release);
+    if (!metadata) {
+      result.problem = `no ${file}`;
+      return { side: result, knowledge: { unknown: result.problem } };
+    }
+    result.version = metadata.luoVersion;
+    result.versionSource = "metadata";
+    return { side: result, knowledge: { version: metadata.luoVersion, from: file } };
+  } catch (error) {
+    if (!(error instanceof CompatError)) throw error;
+    result.problem = error.message.replace(/\.$/, "");
+    return { side: result, knowledge: { invalid: `metadata: ${result.problem}` } };
+  }
+}
+
+/**
+ * Checks the running kernel against the configured target. Never throws for
+ * missing or malformed metadata: the verdict says what is wrong. Needs read
+ * access to `compat.modules_dir` and the target image, and `--allow-sys=osRelease`.
+ */
+export async function assessCompatibility(context: CompatContext): Promise<CompatReport> {
+  const { config } = context;
+  const running = await side(context, "running", runningRelease(context.releases), null);
+  const image = config.target.kernel === "" ? null : config.target.kernel;
+  const targetFound = image === null
+    ? null
+    : await targetRelease(context.fs, image, config.compat.modules_dir);
+  const target = await side(context, "target", targetFound, image);
+  return {
+    running: running.side,
+    target: target.side,
+    verdict: decideCompatibility(running.knowledge, target.knowledge, config.compat.allow_unknown),
+  };
+}
+
+/** How the handover the new kernel received compares with what was recorded before the kexec. */
+export interface HandoverCheck {
+  /** True when the incoming version is the one recorded for the previous kernel. */
+  matches: boolean;
+  sentence: string;
+}
+
+/**
+ * Compares the incoming KHO data after a live-update boot with the LUO ABI
+ * version recorded for the previous kernel before the kexec.
+ */
+export function checkHandover(
+  recorded: LuoVersion | null,
+  incoming: IncomingHandover,
+): HandoverCheck {
+  if (incoming.status !== "present") {
+    return {
+      matches: false,
+      sentence: incoming.status === "absent"
+        ? `No live-update handover arrived: ${incoming.detail}`
+        : `The handover cannot be checked: ${incoming.detail}`,
+    };
+  }
+  if (incoming.version === null) {
+    return {
+      matches: false,
+      sentence: `The handover in ${incoming.file} has no version property.`,
+    };
+  }
+  const got = formatLuoVersion(incoming.version);
+  if (recorded === null) {
+    return {
+      matches: false,
+      sentence:
+        `The previous kernel handed over LUO ABI ${got}; no version was recorded to compare.`,
+    };
+  }
+  const want = formatLuoVersion(recorded);
+  return got === want
+    ? { matches: true, sentence: `The previous kernel handed over LUO ABI ${got}, as recorded.` }
+    : {
+      matches: false,
+      sentence: `The previous kernel handed over LUO ABI ${got}, but ${want} was recorded ` +
+        "before the kexec: the metadata or the compat settings are wrong.",
+    };
+}
