@@ -44,11 +44,25 @@ export interface OwnershipStore {
 export const OWNERSHIP_FILE = "devices-requested.json";
 const FORMAT_VERSION = 1;
 
-/** The record as JSON text. */
+/** The record as JSON text: one device per line, sorted by path. */
 export function ownedToJson(owned: Owned): string {
-  const devices = [...owned].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([path, device]) => ({ path, ...device }));
-  return JSON.stringify({ version: FORMAT_VERSION, devices }) + "\n";
+  return [...ownedJsonChunks(owned, Infinity)].join("");
+}
+
+/** The record's JSON text in pieces of at most `lines` devices (large records are written piecewise). */
+export function* ownedJsonChunks(owned: Owned, lines = 1000): Generator<string> {
+  const paths = [...owned.keys()].sort();
+  yield `{"version":${FORMAT_VERSION},"devices":[`;
+  for (let start = 0; start < paths.length; start += lines) {
+    const chunk: string[] = [];
+    for (const [offset, path] of paths.slice(start, start + lines).entries()) {
+      const device = owned.get(path)!;
+      const entry = { path, id: device.id, ...(device.unit ? { unit: device.unit } : {}) };
+      chunk.push((start + offset === 0 ? "\n" : ",\n") + JSON.stringify(entry));
+    }
+    yield chunk.join("");
+  }
+  yield "\n]}\n";
 }
 
 /** Parses the record's JSON text, or says what is wrong with it. */
@@ -120,7 +134,7 @@ export function fileOwnershipStore(fs: FileSystem, stateDir: string): OwnershipS
     },
     async save(owned) {
       try {
-        await writeAtomically(fs, stateDir, file, ownedToJson(owned));
+        await writeAtomically(fs, stateDir, file, ownedJsonChunks(owned));
       } catch (error) {
         throw new OwnershipRecordError(
           `Cannot write the record of requested devices "${file}": ${(error as Error).message}. ` +
@@ -137,16 +151,19 @@ async function writeAtomically(
   fs: FileSystem,
   dir: string,
   file: string,
-  text: string,
+  chunks: Iterable<string>,
 ): Promise<void> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const temp = `${file}.tmp-${crypto.randomUUID()}`;
   try {
     const handle = await fs.open(temp, { write: true, createNew: true, mode: 0o600 });
     try {
-      const bytes = new TextEncoder().encode(text);
-      let offset = 0;
-      while (offset < bytes.length) offset += await handle.write(bytes.subarray(offset));
+      const encoder = new TextEncoder();
+      for (const chunk of chunks) {
+        const bytes = encoder.encode(chunk);
+        let offset = 0;
+        while (offset < bytes.length) offset += await handle.write(bytes.subarray(offset));
+      }
       await handle.sync();
     } finally {
       handle.close();

@@ -20,7 +20,7 @@
 
 import { describeError } from "../errors.ts";
 import { KernelError } from "../kernel/kernel_error.ts";
-import type { DeviceFlags, DeviceKernel, DevicePath, LuoState } from "../kernel/kernel.ts";
+import type { DeviceKernel, DevicePath, LuoState } from "../kernel/kernel.ts";
 import type { Logger } from "../log/mod.ts";
 import { forEachLimited, IN_FLIGHT } from "./_pool.ts";
 import { DeviceRefusedError, DeviceStateError, type Refusal } from "./devices_error.ts";
@@ -125,6 +125,61 @@ function errnoOf(error: unknown): string | undefined {
   return error instanceof KernelError ? error.errno : undefined;
 }
 
+/** `requested` of each device: the flag, or what reading it threw. */
+async function readRequested(
+  kernel: DeviceKernel,
+  paths: readonly DevicePath[],
+): Promise<(boolean | unknown)[]> {
+  if (paths.length === 0) return [];
+  const results: (boolean | unknown)[] = kernel.readRequestedMany
+    ? await kernel.readRequestedMany(paths)
+    : new Array(paths.length).fill(undefined);
+  // Devices the fast path did not answer (or failed: its errno can be unreliable under
+  // FFI) are read one by one, which also gives the error its exact errno.
+  await forEachLimited(paths, IN_FLIGHT, async (path, index) => {
+    if (typeof results[index] === "boolean") return;
+    try {
+      results[index] = (await kernel.readDevice(path)).requested;
+    } catch (error) {
+      results[index] = error ?? new Error("unknown failure");
+    }
+  });
+  return results;
+}
+
+/** Writes `value` to each device's `requested`; an entry is null or what the write threw. */
+async function writeRequested(
+  kernel: DeviceKernel,
+  paths: readonly DevicePath[],
+  value: boolean,
+  attempts: number,
+): Promise<(unknown | null)[]> {
+  if (paths.length === 0) return [];
+  let results: (unknown | null)[] = new Array(paths.length).fill(undefined);
+  if (kernel.setRequestedMany) {
+    try {
+      results = await kernel.setRequestedMany(paths, value);
+    } catch {
+      // The fast path itself failed: write each device on its own below.
+    }
+  }
+  // Devices not written yet, and failures of the fast path (their errno can be
+  // unreliable under FFI), are written one by one; EAGAIN (an interrupted lock wait)
+  // is retried, a bounded number of times. Writing a value again is harmless.
+  await forEachLimited(paths, IN_FLIGHT, async (path, index) => {
+    for (let attempt = 1; results[index] !== null && attempt <= attempts; attempt++) {
+      if (attempt > 1 && errnoOf(results[index]) !== "EAGAIN") return;
+      try {
+        await kernel.setRequested(path, value);
+        results[index] = null;
+      } catch (error) {
+        results[index] = error ?? new Error("unknown failure");
+      }
+    }
+  });
+  return results;
+}
+
 /**
  * Reconciles the kernel's `requested` flags with `selection` (see the module
  * documentation). Throws {@link SelectionError} for an unusable selection,
@@ -135,23 +190,14 @@ function errnoOf(error: unknown): string | undefined {
 export async function reconcileDevices(options: ReconcileOptions): Promise<ReconcileResult> {
   const { kernel, selection, store } = options;
   const dryRun = options.dryRun ?? false;
+  const attempts = options.attempts ?? 3;
   assertUsable(selection);
   const owned = await store.load();
   const state = await kernel.state();
 
-  // 1. Read what the kernel has now.
+  // 1. Read what the kernel has now: selected devices, then every other device that matters.
   const selected = new Map<DevicePath, SelectedDevice>();
   for (const device of selection.devices) selected.set(device.path, device);
-  const flags = new Map<DevicePath, DeviceFlags>();
-  const gone = new Set<DevicePath>();
-  const refusals: Refusal[] = [];
-  await forEachLimited(selection.devices, IN_FLIGHT, async (device) => {
-    try {
-      flags.set(device.path, await kernel.readDevice(device.path));
-    } catch (error) {
-      refusals.push(readRefusal(error, device.path, device.id));
-    }
-  });
   const others = new Map<DevicePath, string | undefined>();
   for (const [path, device] of owned) if (!selected.has(path)) others.set(path, device.id);
   for (const over of selection.passedOver) {
@@ -160,13 +206,22 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   for (const path of options.others ?? []) {
     if (!selected.has(path) && !others.has(path)) others.set(path, undefined);
   }
-  await forEachLimited([...others.keys()], IN_FLIGHT, async (path) => {
-    try {
-      flags.set(path, await kernel.readDevice(path));
-    } catch (error) {
-      if (errnoOf(error) === "ENOENT") gone.add(path);
-      else refusals.push(readRefusal(error, path, others.get(path)));
-    }
+  const refusals: Refusal[] = [];
+  const requestedNow = new Map<DevicePath, boolean>();
+  const selectedPaths = selection.devices.map((device) => device.path);
+  const selectedFlags = await readRequested(kernel, selectedPaths);
+  selectedFlags.forEach((flag, index) => {
+    const device = selection.devices[index]!;
+    if (typeof flag === "boolean") requestedNow.set(device.path, flag);
+    else refusals.push(readRefusal(flag, device.path, device.id));
+  });
+  const otherPaths = [...others.keys()];
+  const gone = new Set<DevicePath>();
+  (await readRequested(kernel, otherPaths)).forEach((flag, index) => {
+    const path = otherPaths[index]!;
+    if (typeof flag === "boolean") requestedNow.set(path, flag);
+    else if (errnoOf(flag) === "ENOENT") gone.add(path);
+    else refusals.push(readRefusal(flag, path, others.get(path)));
   });
   if (refusals.length > 0) throw new DeviceRefusedError(refusals, true);
 
@@ -174,13 +229,17 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   const plan: Planned[] = [];
   const alreadyRequested: DevicePath[] = [];
   for (const device of selection.devices) {
-    if (flags.get(device.path)!.requested) alreadyRequested.push(device.path);
+    if (requestedNow.get(device.path)) alreadyRequested.push(device.path);
     else plan.push({ path: device.path, id: device.id, to: true, reason: "selected" });
   }
   const foreign: ForeignRequest[] = [];
   const forgotten: DevicePath[] = [];
   for (const [path, id] of others) {
-    const requested = flags.get(path)?.requested ?? false;
+    if (gone.has(path)) {
+      if (owned.has(path)) forgotten.push(path);
+      continue;
+    }
+    const requested = requestedNow.get(path) ?? false;
     if (owned.has(path)) {
       if (requested) plan.push({ path, ...(id ? { id } : {}), to: false, reason: "deselected" });
       else forgotten.push(path);
@@ -190,16 +249,24 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
       if (clear) plan.push({ path, ...(id ? { id } : {}), to: false, reason: "foreign" });
     }
   }
-  for (const path of gone) if (owned.has(path)) forgotten.push(path);
 
   const ownedAfter = new Map(owned);
   for (const path of forgotten) ownedAfter.delete(path);
   for (const step of plan) {
-    if (step.to) {
-      const device = selected.get(step.path)!;
-      ownedAfter.set(step.path, { id: device.id, ...(device.unit ? { unit: device.unit } : {}) });
-    }
+    if (!step.to) ownedAfter.delete(step.path);
   }
+  // Record the agent's own requests; refresh id and unit of devices it already owns. A
+  // SelectedDevice is an OwnedDevice (id, unit) too: no copy per device.
+  for (const device of selection.devices) {
+    const known = owned.get(device.path);
+    if (
+      known ? known.id === device.id && known.unit === device.unit : requestedNow.get(device.path)
+    ) {
+      continue;
+    }
+    ownedAfter.set(device.path, device);
+  }
+  const ownedBefore = ownedList(owned);
   const result: ReconcileResult = {
     state,
     dryRun,
@@ -208,17 +275,9 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
     cleared: plan.filter((step) => !step.to).map((step) => step.path),
     foreign,
     forgotten,
-    undo: { changes: [], ownedBefore: ownedList(owned) },
+    undo: { changes: [], ownedBefore },
     ownedAfter,
   };
-  // Units may change between runs: keep the record's unit current for devices still selected.
-  for (const path of alreadyRequested) {
-    const device = selected.get(path)!;
-    const known = ownedAfter.get(path);
-    if (known && (known.unit !== device.unit || known.id !== device.id)) {
-      ownedAfter.set(path, { id: device.id, ...(device.unit ? { unit: device.unit } : {}) });
-    }
-  }
   if (dryRun) return result;
   if (plan.length === 0) {
     if (!sameOwned(owned, ownedAfter)) await store.save(ownedAfter);
@@ -229,81 +288,91 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   // 3. Record first (the record may list more than the kernel has, never less), then write.
   const intent = new Map(ownedAfter);
   for (const step of plan) {
-    if (!step.to && owned.has(step.path)) intent.set(step.path, owned.get(step.path)!);
+    const before = owned.get(step.path);
+    if (!step.to && before) intent.set(step.path, before);
   }
   await store.save(intent);
+  const intentIsFinal = plan.every((step) => step.to || !owned.has(step.path));
   const changes: DeviceChange[] = [];
-  let stopped = false;
-  await forEachLimited(plan, IN_FLIGHT, async (step) => {
-    if (stopped) return;
-    const outcome = await write(kernel, step.path, step.to, options.attempts ?? 3);
-    if (outcome === "ok") {
-      changes.push({
-        path: step.path,
-        ...(step.id ? { id: step.id } : {}),
-        from: !step.to,
-        to: step.to,
-        reason: step.reason,
-      });
-      return;
-    }
-    if (outcome.errno === "EINVAL") {
-      const now = await kernel.state().catch(() => state);
-      if (now !== "normal") {
-        stopped = true;
-        refusals.push({
+  for (const to of [true, false]) {
+    const steps = plan.filter((step) => step.to === to);
+    const outcomes = await writeRequested(kernel, steps.map((step) => step.path), to, attempts);
+    let stateNow: LuoState | undefined;
+    for (const [index, outcome] of outcomes.entries()) {
+      const step = steps[index]!;
+      if (outcome === null) {
+        changes.push({
           path: step.path,
           ...(step.id ? { id: step.id } : {}),
-          kind: "state",
-          errno: "EINVAL",
-          requested: step.to,
-          message: explainState(now, step.path),
+          from: !to,
+          to,
+          reason: step.reason,
         });
-        return;
+        continue;
       }
-    }
-    refusals.push(writeRefusal(outcome.error, outcome.errno, step, options.attempts ?? 3));
-  });
-
-  // 4. Verify.
-  if (refusals.length === 0) {
-    await forEachLimited(changes, IN_FLIGHT, async (change) => {
-      try {
-        const now = await kernel.readDevice(change.path);
-        if (now.requested !== change.to) {
+      if (errnoOf(outcome) === "EINVAL") {
+        stateNow ??= await kernel.state().catch(() => state);
+        if (stateNow !== "normal") {
           refusals.push({
-            path: change.path,
-            ...(change.id ? { id: change.id } : {}),
-            kind: "mismatch",
-            requested: change.to,
-            message: `After writing ${change.to ? 1 : 0} to the requested flag of ` +
-              `"${change.path}" the kernel reads back ${now.requested ? 1 : 0}; another ` +
-              "process may be changing it. Nothing was left changed; retry.",
+            path: step.path,
+            ...(step.id ? { id: step.id } : {}),
+            kind: "state",
+            errno: "EINVAL",
+            requested: to,
+            message: explainState(stateNow, step.path),
           });
+          continue;
         }
-      } catch (error) {
-        refusals.push(readRefusal(error, change.path, change.id));
+      }
+      refusals.push(writeRefusal(outcome, errnoOf(outcome), step, attempts));
+    }
+    if (refusals.length > 0) break;
+  }
+
+  // 4. Verify: read back every flag written.
+  if (refusals.length === 0) {
+    const readBack = await readRequested(kernel, changes.map((change) => change.path));
+    readBack.forEach((flag, index) => {
+      const change = changes[index]!;
+      if (typeof flag !== "boolean") {
+        refusals.push(readRefusal(flag, change.path, change.id));
+      } else if (flag !== change.to) {
+        refusals.push({
+          path: change.path,
+          ...(change.id ? { id: change.id } : {}),
+          kind: "mismatch",
+          requested: change.to,
+          message: `After writing ${change.to ? 1 : 0} to the requested flag of ` +
+            `"${change.path}" the kernel reads back ${flag ? 1 : 0}; another process may be ` +
+            "changing it. Retry.",
+        });
       }
     });
   }
 
   if (refusals.length > 0) {
-    explainRefusals(refusals, selection, flags, changes, options.identify);
+    explainRefusals(refusals, selection, requestedNow, changes, options.identify);
     options.log?.warning("The kernel refused device changes; undoing this run's changes.", {
       refused: refusals.length,
       changed: changes.length,
     });
     let restored = true;
     try {
-      await undoReconcile({ kernel, store, undo: { changes, ownedBefore: ownedList(owned) } });
+      await undoReconcile({
+        kernel,
+        store,
+        undo: { changes, ownedBefore },
+        attempts,
+      });
     } catch (error) {
       restored = false;
-      options.log?.error(`Undoing the device changes failed: ${(error as Error).message}`);
+      options.log?.error(`Undoing the device changes failed: ${describeError(error)}`);
     }
     throw new DeviceRefusedError(refusals, restored);
   }
-  await store.save(ownedAfter);
-  result.undo = { changes, ownedBefore: ownedList(owned) };
+  // The record written before the writes is already final unless the run cleared devices.
+  if (!intentIsFinal) await store.save(ownedAfter);
+  result.undo = { changes, ownedBefore };
   options.log?.info("Device requests reconciled.", {
     requested: result.requested.length,
     cleared: result.cleared.length,
@@ -319,27 +388,6 @@ function sameOwned(a: Owned, b: Owned): boolean {
     if (!other || other.id !== device.id || other.unit !== device.unit) return false;
   }
   return true;
-}
-
-type WriteOutcome = "ok" | { errno: string | undefined; error: unknown };
-
-/** Writes one flag, retrying EAGAIN; any failure (even an unexpected one) is returned, not thrown. */
-async function write(
-  kernel: DeviceKernel,
-  path: DevicePath,
-  value: boolean,
-  attempts: number,
-): Promise<WriteOutcome> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      await kernel.setRequested(path, value);
-      return "ok";
-    } catch (error) {
-      const errno = errnoOf(error);
-      if (errno === "EAGAIN" && attempt < attempts) continue;
-      return { errno, error };
-    }
-  }
 }
 
 function readRefusal(error: unknown, path: DevicePath, id: string | undefined): Refusal {
@@ -388,7 +436,7 @@ function writeRefusal(
 function explainRefusals(
   refusals: Refusal[],
   selection: Selection,
-  flags: ReadonlyMap<DevicePath, DeviceFlags>,
+  requestedNow: ReadonlyMap<DevicePath, boolean>,
   changes: readonly DeviceChange[],
   identify: ((path: DevicePath) => DeviceIdentity) | undefined,
 ): void {
@@ -398,7 +446,7 @@ function explainRefusals(
   const knownGood = new Set<DevicePath>();
   const accepted = [
     ...changes.filter((change) => change.to).map((change) => change.path),
-    ...[...flags].filter(([, value]) => value.requested).map(([path]) => path),
+    ...[...requestedNow].filter(([, value]) => value).map(([path]) => path),
   ];
   for (const path of accepted) {
     knownGood.add(path);
@@ -448,45 +496,64 @@ export interface UndoOptions {
 export async function undoReconcile(options: UndoOptions): Promise<void> {
   const { kernel, store, undo } = options;
   const failures: Refusal[] = [];
-  for (const change of [...undo.changes].reverse()) {
-    const outcome = await write(kernel, change.path, change.from, options.attempts ?? 3);
-    if (outcome !== "ok" && outcome.errno === "ENOENT") continue;
-    if (outcome !== "ok") {
-      const state = await kernel.state().catch(() => "unknown");
+  const changes = [...undo.changes].reverse();
+  const restored: DeviceChange[] = [];
+  for (const value of [true, false]) {
+    // Newest first: a run's clears came after its requests, so they are restored first.
+    const group = changes.filter((change) => change.from === value);
+    const outcomes = await writeRequested(
+      kernel,
+      group.map((change) => change.path),
+      value,
+      options.attempts ?? 3,
+    );
+    let state: string | undefined;
+    for (const [index, outcome] of outcomes.entries()) {
+      const change = group[index]!;
+      if (outcome === null) {
+        restored.push(change);
+        continue;
+      }
+      if (errnoOf(outcome) === "ENOENT") continue; // Vanished: nothing left to restore.
+      state ??= await kernel.state().catch(() => "unknown");
       failures.push({
         path: change.path,
         ...(change.id ? { id: change.id } : {}),
-        kind: state !== "normal" ? "state" : outcome.errno === "EAGAIN" ? "interrupted" : "other",
-        ...(outcome.errno ? { errno: outcome.errno } : {}),
+        kind: state !== "normal"
+          ? "state"
+          : errnoOf(outcome) === "EAGAIN"
+          ? "interrupted"
+          : "other",
+        ...(errnoOf(outcome) ? { errno: errnoOf(outcome) } : {}),
         requested: change.from,
         message: `Cannot restore the requested flag of "${change.path}" to ` +
           `${change.from ? 1 : 0}: ` +
-          (state !== "normal" ? explainState(state) : describeError(outcome.error)),
+          (state !== "normal" ? explainState(state) : describeError(outcome)),
       });
-      continue;
     }
-    try {
-      const now = await kernel.readDevice(change.path);
-      if (now.requested !== change.from) {
+  }
+  const readBack = await readRequested(kernel, restored.map((change) => change.path));
+  readBack.forEach((flag, index) => {
+    const change = restored[index]!;
+    if (typeof flag === "boolean") {
+      if (flag !== change.from) {
         failures.push({
           path: change.path,
           kind: "mismatch",
           requested: change.from,
           message: `After restoring the requested flag of "${change.path}" to ` +
-            `${change.from ? 1 : 0} the kernel reads back ${now.requested ? 1 : 0}.`,
+            `${change.from ? 1 : 0} the kernel reads back ${flag ? 1 : 0}.`,
         });
       }
-    } catch (error) {
-      if (errnoOf(error) !== "ENOENT") {
-        failures.push({
-          path: change.path,
-          kind: "other",
-          requested: change.from,
-          message: `Cannot verify the restored flag of "${change.path}": ${describeError(error)}`,
-        });
-      }
+    } else if (errnoOf(flag) !== "ENOENT") {
+      failures.push({
+        path: change.path,
+        kind: "other",
+        requested: change.from,
+        message: `Cannot verify the restored flag of "${change.path}": ${describeError(flag)}`,
+      });
     }
-  }
+  });
   if (failures.length > 0) throw new DeviceRefusedError(failures, false);
   const before = new Map<DevicePath, OwnedDevice>();
   for (const entry of undo.ownedBefore) {

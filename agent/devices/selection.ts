@@ -22,7 +22,7 @@
 
 import { isUnitName } from "../config/fields.ts";
 import type { DevicePath } from "../kernel/kernel.ts";
-import { type DeviceFs, errorCode, readBounded } from "./device_fs.ts";
+import { type DeviceFs, failed, readBounded } from "./device_fs.ts";
 import { type DeviceProblem, SelectionError } from "./devices_error.ts";
 import { SysfsResolver } from "./sysfs_resolver.ts";
 import { isUdevDataProblem, parseUdevData, type UdevRecord } from "./udev_data.ts";
@@ -95,8 +95,6 @@ export interface Selection {
   errors: DeviceProblem[];
 }
 
-const decoder = new TextDecoder();
-
 function matchProblem(
   record: UdevRecord,
   match: Readonly<Record<string, string>>,
@@ -134,7 +132,6 @@ export function selectDevices(options: SelectOptions): Selection {
   const ids = listIndex(fs, index, selection);
   const resolver = new SysfsResolver(fs, sysfs);
   const buffer = new Uint8Array(MAX_DATA_BYTES + 1);
-  const seen = new Map<DevicePath, string>();
   const keep = new Set([UNIT_PROPERTY, "INTERFACE", ...Object.keys(match)]);
   for (const name of ids) {
     const id = parseUdevId(name);
@@ -156,6 +153,13 @@ export function selectDevices(options: SelectOptions): Selection {
       });
       continue;
     }
+    if (read.kind === "failed") {
+      selection.errors.push({
+        id: name,
+        message: `Cannot read the udev data file "${file}" (${read.errno}).`,
+      });
+      continue;
+    }
     if (read.kind === "too-big") {
       selection.errors.push({
         id: name,
@@ -165,7 +169,7 @@ export function selectDevices(options: SelectOptions): Selection {
       });
       continue;
     }
-    const record = parseUdevData(decoder.decode(read.bytes), keep);
+    const record = parseUdevData(read.bytes, keep);
     if (isUdevDataProblem(record)) {
       const where = record.line > 0 ? ` line ${record.line}` : "";
       selection.errors.push({
@@ -214,17 +218,6 @@ export function selectDevices(options: SelectOptions): Selection {
       });
       continue;
     }
-    const earlier = seen.get(resolved.path);
-    if (earlier !== undefined) {
-      selection.warnings.push({
-        id: name,
-        path: resolved.path,
-        message: `The udev ids "${earlier}" and "${name}" both lead to "${resolved.path}"; ` +
-          "it is selected once.",
-      });
-      continue;
-    }
-    seen.set(resolved.path, name);
     selection.devices.push({
       id: name,
       path: resolved.path,
@@ -233,48 +226,64 @@ export function selectDevices(options: SelectOptions): Selection {
     });
   }
   selection.devices.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Two ids for one device (udev never does this, but a stray index entry could).
+  const unique = selection.devices.filter((device, index, all) => {
+    const earlier = index > 0 ? all[index - 1]! : undefined;
+    if (earlier?.path !== device.path) return true;
+    selection.warnings.push({
+      id: device.id,
+      path: device.path,
+      message: `The udev ids "${earlier.id}" and "${device.id}" both lead to "${device.path}"; ` +
+        "it is selected once.",
+    });
+    return false;
+  });
+  if (unique.length !== selection.devices.length) selection.devices = unique;
+
   selection.passedOver.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const below = new Map<DevicePath, number>();
   for (const device of selection.devices) {
     for (const ancestor of device.ancestors) {
-      if (!seen.has(ancestor)) below.set(ancestor, (below.get(ancestor) ?? 0) + 1);
+      below.set(ancestor, (below.get(ancestor) ?? 0) + 1);
     }
   }
+  // A selected device that is also an ancestor of another is listed as selected only.
+  if (below.size > 0) { for (const device of selection.devices) below.delete(device.path); }
   selection.ancestors = [...below].map(([path, count]) => ({ path, below: count }))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return selection;
 }
 
 function listIndex(fs: DeviceFs, index: string, selection: Selection): string[] {
-  const ids: string[] = [];
-  try {
-    for (const entry of fs.readDirSync(index)) {
-      if (!entry.isFile) {
-        selection.errors.push({
-          id: entry.name,
-          message: `The udev tag index entry "${index}/${entry.name}" is not a regular file; ` +
-            "udev writes empty files there. Remove it.",
-        });
-        continue;
-      }
-      if (ids.length >= MAX_TAGGED) {
-        selection.errors.push({
-          message: `The udev tag index "${index}" lists more than ${MAX_TAGGED} devices; ` +
-            "the agent refuses to act on so many. Check the rules that set the tag.",
-        });
-        return [];
-      }
-      ids.push(entry.name);
-    }
-  } catch (error) {
-    const code = errorCode(error);
+  const entries = fs.readDir(index);
+  if (failed(entries)) {
     // No device ever had the tag: an empty selection.
-    if (code === "ENOENT") return [];
-    if (code === "ENOTDIR") {
-      selection.errors.push({ message: `The udev tag index "${index}" is not a directory.` });
-      return [];
+    if (entries.errno === "ENOENT") return [];
+    selection.errors.push({
+      message: entries.errno === "ENOTDIR"
+        ? `The udev tag index "${index}" is not a directory.`
+        : `Cannot list the udev tag index "${index}" (${entries.errno}).`,
+    });
+    return [];
+  }
+  if (entries.length > MAX_TAGGED) {
+    selection.errors.push({
+      message: `The udev tag index "${index}" lists ${entries.length} devices, more than the ` +
+        `${MAX_TAGGED} the agent acts on. Check the rules that set the tag.`,
+    });
+    return [];
+  }
+  const ids: string[] = [];
+  for (const entry of entries) {
+    if (!entry.isFile) {
+      selection.errors.push({
+        id: entry.name,
+        message: `The udev tag index entry "${index}/${entry.name}" is not a regular file; ` +
+          "udev writes empty files there. Remove it.",
+      });
+      continue;
     }
-    throw error;
+    ids.push(entry.name);
   }
   return ids;
 }

@@ -13,7 +13,7 @@
  */
 
 import type { DevicePath } from "../kernel/kernel.ts";
-import { type DeviceFs, errorCode, readBounded } from "./device_fs.ts";
+import { type DeviceFs, failed, readBounded } from "./device_fs.ts";
 import { resolveLink } from "./sysfs_path.ts";
 import type { UdevId } from "./udev_id.ts";
 import type { UdevRecord } from "./udev_data.ts";
@@ -121,34 +121,25 @@ export class SysfsResolver {
   }
 
   #linkName(link: string): { name: string; parent: string } | undefined {
-    let target: string;
-    try {
-      target = this.#fs.readLinkSync(link);
-    } catch {
-      return undefined;
-    }
+    const target = this.#fs.readLink(link);
+    if (failed(target)) return undefined;
     const parts = target.split("/").filter((part) => part !== "" && part !== "..");
     const name = parts.at(-1);
     if (!name) return undefined;
     return { name, parent: parts.at(-2) ?? "" };
   }
 
+  /** Whether something is at `path`. */
   #exists(path: string): boolean {
-    try {
-      this.#fs.lstatSync(path);
-      return true;
-    } catch (error) {
-      if (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR") return false;
-      throw error;
-    }
+    return this.#fs.kind(path) !== "missing";
   }
 
   #kindOf(subsystem: string): "bus" | "class" | "none" {
     let kind = this.#subsystemKind.get(subsystem);
     if (kind === undefined) {
-      kind = this.#isDir(`${this.#sysfs}/bus/${subsystem}/devices`)
+      kind = this.#exists(`${this.#sysfs}/bus/${subsystem}/devices`)
         ? "bus"
-        : this.#isDir(`${this.#sysfs}/class/${subsystem}`)
+        : this.#exists(`${this.#sysfs}/class/${subsystem}`)
         ? "class"
         : "none";
       this.#subsystemKind.set(subsystem, kind);
@@ -156,30 +147,20 @@ export class SysfsResolver {
     return kind;
   }
 
-  #isDir(path: string): boolean {
-    try {
-      return this.#fs.lstatSync(path).isDirectory;
-    } catch (error) {
-      if (errorCode(error) === "ENOENT" || errorCode(error) === "ENOTDIR") return false;
-      throw error;
-    }
-  }
-
   /** Follows the link `<sysfs>/<linkDir>/<name>` to a checked device path. */
   #follow(linkDir: string, name: string): Resolved {
     const link = `${this.#sysfs}/${linkDir}/${name}`;
-    let target: string;
-    try {
-      target = this.#fs.readLinkSync(link);
-    } catch (error) {
-      const code = errorCode(error);
-      if (code === "ENOENT") {
+    const target = this.#fs.readLink(link);
+    if (failed(target)) {
+      // Decide by looking again, not by errno (see libcDeviceFs).
+      const kind = this.#fs.kind(link);
+      if (kind === "missing") {
         return { problem: `"${link}" does not exist: the device vanished`, vanished: true };
       }
-      if (code === "EINVAL") {
+      if (kind !== "symlink") {
         return { problem: `"${link}" is not a symlink, as sysfs links are`, vanished: false };
       }
-      throw error;
+      return { problem: `cannot read the sysfs link "${link}" (${target.errno})`, vanished: false };
     }
     const resolved = resolveLink(linkDir, target);
     if ("problem" in resolved) {
@@ -211,26 +192,22 @@ export class SysfsResolver {
     return state === true ? undefined : state;
   }
 
+  /** Checks that `<sysfs>/devices/<prefix>` is a directory, not a symlink. */
   #checkDir(prefix: DevicePath): Resolved | true {
     const full = `${this.#sysfs}/devices/${prefix}`;
-    let info: Deno.FileInfo;
-    try {
-      info = this.#fs.lstatSync(full);
-    } catch (error) {
-      const code = errorCode(error);
-      if (code === "ENOENT" || code === "ENOTDIR") {
+    switch (this.#fs.kind(full)) {
+      case "directory":
+        return true;
+      case "symlink":
+        return {
+          problem: `"${full}" is a symlink; a device path must lead through real directories only`,
+          vanished: false,
+        };
+      case "file":
+        return { problem: `"${full}" is not a directory`, vanished: false };
+      case "missing":
         return { problem: `"${full}" does not exist: the device vanished`, vanished: true };
-      }
-      throw error;
     }
-    if (info.isSymlink) {
-      return {
-        problem: `"${full}" is a symlink; a device path must lead through real directories only`,
-        vanished: false,
-      };
-    }
-    if (!info.isDirectory) return { problem: `"${full}" is not a directory`, vanished: false };
-    return true;
   }
 
   #resolveNet(ifindex: number, record: UdevRecord | undefined): Resolved {
@@ -263,13 +240,10 @@ export class SysfsResolver {
   #netIndexMap(): Map<number, string> {
     if (this.#netIndex) return this.#netIndex;
     const index = new Map<number, string>();
-    try {
-      for (const entry of this.#fs.readDirSync(`${this.#sysfs}/class/net`)) {
-        const ifindex = this.#ifindexOf(`class/net/${entry.name}`);
-        if (ifindex !== undefined) index.set(ifindex, entry.name);
-      }
-    } catch (error) {
-      if (errorCode(error) !== "ENOENT") throw error;
+    const entries = this.#fs.readDir(`${this.#sysfs}/class/net`);
+    for (const entry of failed(entries) ? [] : entries) {
+      const ifindex = this.#ifindexOf(`class/net/${entry.name}`);
+      if (ifindex !== undefined) index.set(ifindex, entry.name);
     }
     this.#netIndex = index;
     return index;

@@ -19,7 +19,7 @@
  * not `<key>:<value>`, a property without `=`, a non-numeric `I`/`L`/`V`, an
  * invalid tag, NUL bytes, or a last line without its newline (a truncated file).
  * Property names must be free of blanks and control characters; values are kept
- * as written.
+ * as written (decoded as UTF-8).
  *
  * @module
  */
@@ -31,7 +31,7 @@ export interface UdevRecord {
   /** `G:` tags (ever set; sticky). */
   tags: Set<string>;
   /** The tags the rules set now: `Q:`, or for a version-0 database every `G:` tag. */
-  currentTags: Set<string>;
+  currentTags: ReadonlySet<string>;
   /** `S:` symlinks below /dev. */
   devlinks: string[];
   /** `I:` in microseconds, as digits. */
@@ -47,106 +47,174 @@ export interface UdevDataProblem {
   problem: string;
 }
 
-const UNSIGNED = /^(0|[1-9][0-9]{0,19})$/;
-const SIGNED = /^-?(0|[1-9][0-9]{0,9})$/;
 const NEWLINE = 10;
 const COLON = 58;
+const EQUALS = 61;
 const SPACE = 32;
+const DELETE = 127;
+const ZERO = 48;
+const NINE = 57;
+const MINUS = 45;
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 function quote(text: string): string {
   return JSON.stringify(text.length > 80 ? text.slice(0, 77) + "..." : text);
 }
 
-/** Whether text[start, end) holds a character ≤ space (control or blank), or `extra`. */
-function hasBlank(text: string, start: number, end: number, extra = -1): boolean {
+/** Whether bytes[start, end) hold a blank or control character, or `extra`. */
+function hasBlank(bytes: Uint8Array, start: number, end: number, extra = -1): boolean {
   for (let i = start; i < end; i++) {
-    const code = text.charCodeAt(i);
-    if (code <= SPACE || code === 127 || code === extra) return true;
+    const byte = bytes[i]!;
+    if (byte <= SPACE || byte === DELETE || byte === extra) return true;
+  }
+  return false;
+}
+
+/** Whether bytes[start, end) are 1–`max` decimal digits without a leading zero. */
+function isNumber(bytes: Uint8Array, start: number, end: number, max: number): boolean {
+  const length = end - start;
+  if (length < 1 || length > max) return false;
+  if (length > 1 && bytes[start] === ZERO) return false;
+  for (let i = start; i < end; i++) {
+    const byte = bytes[i]!;
+    if (byte < ZERO || byte > NINE) return false;
+  }
+  return true;
+}
+
+const NO_TAGS: ReadonlySet<string> = new Set();
+
+function badLine(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  line: number,
+  what: string,
+): UdevDataProblem {
+  return { line, problem: `${quote(decoder.decode(bytes.subarray(start, end)))} ${what}` };
+}
+
+/** Property names to keep, grouped by byte length, for comparing without decoding. */
+type KeepIndex = Map<number, Uint8Array[]>;
+
+function keepIndex(keep: ReadonlySet<string>): KeepIndex {
+  const index: KeepIndex = new Map();
+  for (const name of keep) {
+    const bytes = encoder.encode(name);
+    const list = index.get(bytes.length) ?? [];
+    list.push(bytes);
+    index.set(bytes.length, list);
+  }
+  return index;
+}
+
+const keepIndexes = new WeakMap<ReadonlySet<string>, KeepIndex>();
+
+function kept(index: KeepIndex, bytes: Uint8Array, start: number, end: number): boolean {
+  const candidates = index.get(end - start);
+  if (!candidates) return false;
+  outer: for (const name of candidates) {
+    for (let i = 0; i < name.length; i++) if (name[i] !== bytes[start + i]) continue outer;
+    return true;
   }
   return false;
 }
 
 /**
- * Parses the contents of a data file; returns the first problem instead when it is
- * not udev's. Every line is checked; properties are kept only when their name is in
- * `keep` (all of them when `keep` is undefined), so a selection of thousands of
- * devices does not hold every property of each.
+ * Parses the bytes of a data file; returns the first problem instead when it is not
+ * udev's. Every line is checked; with `keep`, only the properties named there are
+ * decoded and kept (and `S:`/`I:` lines are checked but not kept), so a selection
+ * of thousands of devices neither decodes nor holds what it does not use.
  */
 export function parseUdevData(
-  text: string,
+  bytes: Uint8Array,
   keep?: ReadonlySet<string>,
 ): UdevRecord | UdevDataProblem {
   const record: UdevRecord = {
     properties: new Map(),
     tags: new Set(),
-    currentTags: new Set(),
+    currentTags: NO_TAGS,
     devlinks: [],
     version: 0,
   };
-  if (text.length === 0) return record;
-  if (text.includes("\0")) return { line: 0, problem: "it contains NUL bytes" };
-  if (text.charCodeAt(text.length - 1) !== NEWLINE) {
+  if (bytes.length === 0) return record;
+  if (bytes.indexOf(0) >= 0) return { line: 0, problem: "it contains NUL bytes" };
+  if (bytes[bytes.length - 1] !== NEWLINE) {
     return { line: 0, problem: "its last line has no newline (a truncated file?)" };
   }
-  const current = new Set<string>();
+  let index: KeepIndex | undefined;
+  if (keep) {
+    index = keepIndexes.get(keep);
+    if (!index) keepIndexes.set(keep, index = keepIndex(keep));
+  }
+  let current: Set<string> | undefined;
   let lineNumber = 0;
   let start = 0;
-  while (start < text.length) {
-    const end = text.indexOf("\n", start);
+  while (start < bytes.length) {
+    const end = bytes.indexOf(NEWLINE, start);
     const lineStart = start;
     start = end + 1;
     lineNumber++;
     if (end === lineStart) continue;
-    const bad = (what: string): UdevDataProblem => ({
-      line: lineNumber,
-      problem: `${quote(text.slice(lineStart, end))} ${what}`,
-    });
-    if (end - lineStart < 2 || text.charCodeAt(lineStart + 1) !== COLON) {
-      return bad('is not a "<key>:<value>" line');
+    if (end - lineStart < 2 || bytes[lineStart + 1] !== COLON) {
+      return badLine(bytes, lineStart, end, lineNumber, 'is not a "<key>:<value>" line');
     }
     const valueStart = lineStart + 2;
-    switch (text[lineStart]) {
-      case "E": {
-        const equals = text.indexOf("=", valueStart);
+    switch (bytes[lineStart]) {
+      case 69: { // E
+        const equals = bytes.indexOf(EQUALS, valueStart);
         if (
           equals < 0 || equals >= end || equals === valueStart ||
-          hasBlank(text, valueStart, equals)
+          hasBlank(bytes, valueStart, equals)
         ) {
-          return bad('is not a property "E:NAME=value"');
+          return badLine(bytes, lineStart, end, lineNumber, 'is not a property "E:NAME=value"');
         }
-        const name = text.slice(valueStart, equals);
-        if (keep === undefined || keep.has(name)) {
-          record.properties.set(name, text.slice(equals + 1, end));
+        if (index === undefined || kept(index, bytes, valueStart, equals)) {
+          record.properties.set(
+            decoder.decode(bytes.subarray(valueStart, equals)),
+            decoder.decode(bytes.subarray(equals + 1, end)),
+          );
         }
         break;
       }
-      case "G":
-      case "Q": {
-        if (end === valueStart || hasBlank(text, valueStart, end, COLON)) {
-          return bad("does not name a valid tag");
+      case 71: // G
+      case 81: { // Q
+        if (end === valueStart || hasBlank(bytes, valueStart, end, COLON)) {
+          return badLine(bytes, lineStart, end, lineNumber, "does not name a valid tag");
         }
-        const tag = text.slice(valueStart, end);
+        const tag = decoder.decode(bytes.subarray(valueStart, end));
         record.tags.add(tag);
-        if (text[lineStart] === "Q") current.add(tag);
+        if (bytes[lineStart] === 81) (current ??= new Set()).add(tag);
         break;
       }
-      case "S":
-        if (end === valueStart) return bad("names no symlink");
-        record.devlinks.push(text.slice(valueStart, end));
+      case 83: // S
+        if (end === valueStart) {
+          return badLine(bytes, lineStart, end, lineNumber, "names no symlink");
+        }
+        if (!keep) record.devlinks.push(decoder.decode(bytes.subarray(valueStart, end)));
         break;
-      case "I": {
-        const value = text.slice(valueStart, end);
-        if (!UNSIGNED.test(value)) return bad("is not a time in microseconds");
-        record.initialized = value;
+      case 73: // I
+        if (!isNumber(bytes, valueStart, end, 20)) {
+          return badLine(bytes, lineStart, end, lineNumber, "is not a time in microseconds");
+        }
+        if (!keep) record.initialized = decoder.decode(bytes.subarray(valueStart, end));
+        break;
+      case 76: { // L
+        const digits = bytes[valueStart] === MINUS ? valueStart + 1 : valueStart;
+        if (!isNumber(bytes, digits, end, 10)) {
+          return badLine(bytes, lineStart, end, lineNumber, "is not a link priority");
+        }
         break;
       }
-      case "L":
-        if (!SIGNED.test(text.slice(valueStart, end))) return bad("is not a link priority");
-        break;
-      case "V": {
-        const value = text.slice(valueStart, end);
-        if (!UNSIGNED.test(value) || value.length > 9) return bad("is not a database version");
-        record.version = Number(value);
+      case 86: { // V
+        if (!isNumber(bytes, valueStart, end, 9)) {
+          return badLine(bytes, lineStart, end, lineNumber, "is not a database version");
+        }
+        let version = 0;
+        for (let i = valueStart; i < end; i++) version = version * 10 + bytes[i]! - ZERO;
+        record.version = version;
         break;
       }
       default:
@@ -154,7 +222,8 @@ export function parseUdevData(
         break;
     }
   }
-  record.currentTags = record.version >= 1 ? current : new Set(record.tags);
+  // Version 0 (systemd < 247) has no Q: lines, and every G: tag is current.
+  record.currentTags = record.version >= 1 ? current ?? NO_TAGS : record.tags;
   return record;
 }
 
