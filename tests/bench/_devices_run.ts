@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a benchmark helper that prints its result
 /**
  * One measured run for tests/bench/devices_bench.ts, in a fresh process so wall
  * time and peak memory are those of a real invocation:
