@@ -71,25 +71,28 @@ function checkField(value: string, what: string): string {
   return value;
 }
 
+/** One device's line of the simulator's data file (no newline). */
+export function simTreeLine(device: SimDevice): string {
+  const devnum = device.devnum
+    ? `${device.devnum.kind}:${device.devnum.major}:${device.devnum.minor}`
+    : "-";
+  const columns = [
+    checkField(device.path, "path"),
+    device.busSupport ? "1" : "0",
+    device.driverSupport ? "1" : "0",
+    device.subsystem ? checkField(device.subsystem, "subsystem") : "-",
+    device.driver ? checkField(device.driver, "driver") : "-",
+    devnum,
+    device.ifindex === undefined ? "-" : String(device.ifindex),
+    ...Object.entries(device.uevent).map(([k, v]) => checkField(`${k}=${v}`, "property")),
+  ];
+  return columns.join("\t");
+}
+
 /** The simulator's data file for `tree`. */
 export function simTreeText(tree: SimTree): string {
   const lines = ["# luo-sim tree v1"];
-  for (const device of tree.devices) {
-    const devnum = device.devnum
-      ? `${device.devnum.kind}:${device.devnum.major}:${device.devnum.minor}`
-      : "-";
-    const columns = [
-      checkField(device.path, "path"),
-      device.busSupport ? "1" : "0",
-      device.driverSupport ? "1" : "0",
-      device.subsystem ? checkField(device.subsystem, "subsystem") : "-",
-      device.driver ? checkField(device.driver, "driver") : "-",
-      devnum,
-      device.ifindex === undefined ? "-" : String(device.ifindex),
-      ...Object.entries(device.uevent).map(([k, v]) => checkField(`${k}=${v}`, "property")),
-    ];
-    lines.push(columns.join("\t"));
-  }
+  for (const device of tree.devices) lines.push(simTreeLine(device));
   return lines.join("\n") + "\n";
 }
 

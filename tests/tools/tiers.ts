@@ -29,4 +29,13 @@ export const TIERS: readonly Tier[] = [
     paths: ["agent/", "tests/tools/"],
     flags: ["--allow-all"],
   },
+  {
+    name: "integration",
+    description:
+      "Against real processes as root: the simulated LUO kernel (FUSE) and its conformance suite.",
+    packages: ["integration"],
+    prepare: [["bash", "tests/sim/build.sh"]],
+    paths: ["tests/sim/"],
+    flags: ["--allow-all"],
+  },
 ];
