@@ -27,6 +27,8 @@ export interface DirEntry {
   name: string;
   /** A regular file (not a directory, symlink or anything else). */
   isFile: boolean;
+  /** A directory (not a symlink to one). */
+  isDirectory: boolean;
 }
 
 /** What is at a path, without following a symlink there. */
@@ -117,6 +119,7 @@ const PATH_MAX = 4096;
 const DENTS_SIZE = 64 * 1024;
 // struct linux_dirent64: u64 d_ino, s64 d_off, u16 d_reclen, u8 d_type, char d_name[].
 const DT_UNKNOWN = 0;
+const DT_DIR = 4;
 const DT_REG = 8;
 // statx(2): the same struct layout on every architecture; stx_mode is a u16 at 28.
 const AT_FDCWD = -100;
@@ -194,7 +197,7 @@ export function libcDeviceFs(libc: Libc): DeviceFs {
             if (entry === "." || entry === "..") continue;
             // A file system that does not fill in d_type: ask Deno, which looks at each.
             if (type === DT_UNKNOWN) return denoDeviceFs.readDir(path);
-            entries.push({ name: entry, isFile: type === DT_REG });
+            entries.push({ name: entry, isFile: type === DT_REG, isDirectory: type === DT_DIR });
           }
         }
       } finally {

@@ -63,11 +63,35 @@ function describe(suspect: Suspect): string {
   return `"${suspect.path}" (${parts.join(", ")}${note})`;
 }
 
+/**
+ * The suspect most likely to blame for an EINVAL on `path`, judged across all the
+ * run's refusals: an ancestor that is on the way of several refused devices (and
+ * of no accepted one, or it would not be a suspect) explains them all at once.
+ * `shared` counts, per suspect, the refusals it appears in.
+ */
+export function likeliest(
+  suspects: readonly Suspect[],
+  shared: ReadonlyMap<DevicePath, number>,
+): Suspect | undefined {
+  let best: Suspect | undefined;
+  let bestCount = 1;
+  let tie = false;
+  for (const suspect of suspects) {
+    const count = shared.get(suspect.path) ?? 0;
+    if (count > bestCount) [best, bestCount, tie] = [suspect, count, false];
+    else if (count === bestCount && best) tie = true;
+  }
+  if (best && !tie) return best;
+  const unproven = suspects.filter((suspect) => !suspect.pairWorksElsewhere);
+  return unproven.length === 1 ? unproven[0] : undefined;
+}
+
 /** The sentence explaining an EINVAL on requesting `path`. */
 export function explainUnsupported(
   path: DevicePath,
   id: string | undefined,
   suspects: readonly Suspect[],
+  shared: ReadonlyMap<DevicePath, number> = new Map(),
 ): string {
   const name = id ? `"${path}" (${id})` : `"${path}"`;
   let which: string;
@@ -76,10 +100,12 @@ export function explainUnsupported(
   } else if (suspects.length === 1) {
     which = `The only device on the way not known to support it is ${describe(suspects[0]!)}.`;
   } else {
-    const likely = suspects.filter((suspect) => !suspect.pairWorksElsewhere);
     const list = suspects.map(describe).join(", ");
+    const best = likeliest(suspects, shared);
+    const count = best ? shared.get(best.path) ?? 0 : 0;
+    const why = count > 1 ? ` (it is on the way of all ${count} devices refused below it)` : "";
     which = `Devices on the way not known to support it: ${list}.` +
-      (likely.length === 1 ? ` Most likely ${describe(likely[0]!)}.` : "");
+      (best ? ` Most likely ${describe(best)}${why}.` : "");
   }
   return `The kernel refused to preserve ${name} (EINVAL): the device or one of its ancestors ` +
     `has a driver or bus without live-update support. ${which} The kernel log names it ` +

@@ -6,11 +6,14 @@
  * @module
  */
 
+export * from "./apply.ts";
 export * from "./device_fs.ts";
 export * from "./devices_error.ts";
 export * from "./explain.ts";
 export * from "./ownership.ts";
 export * from "./reconcile.ts";
+export * from "./report.ts";
+export * from "./scan.ts";
 export * from "./selection.ts";
 export * from "./sysfs_path.ts";
 export * from "./sysfs_resolver.ts";

@@ -470,11 +470,16 @@ function explainRefusals(
       return identity;
     }
     : undefined;
+  const shared = new Map<DevicePath, number>();
   for (const refusal of unsupported) {
     const device = byPath.get(refusal.path);
-    const suspects = suspectsFor(refusal.path, device?.ancestors ?? [], evidence, cached);
-    refusal.suspects = suspects;
-    refusal.message = explainUnsupported(refusal.path, refusal.id, suspects);
+    refusal.suspects = suspectsFor(refusal.path, device?.ancestors ?? [], evidence, cached);
+    for (const suspect of refusal.suspects) {
+      shared.set(suspect.path, (shared.get(suspect.path) ?? 0) + 1);
+    }
+  }
+  for (const refusal of unsupported) {
+    refusal.message = explainUnsupported(refusal.path, refusal.id, refusal.suspects!, shared);
   }
 }
 

@@ -181,6 +181,13 @@ Deno.test("reconcile: EINVAL from an unsupported ancestor undoes everything and 
       refusal.message,
       /Devices on the way not known to support it: .*"pci0000:00\/0000:00:02.0" \(driver pcieport, bus pci/,
     );
+    assert.ok(
+      refusal.message.includes(
+        'Most likely "pci0000:00/0000:00:02.0" (driver pcieport, bus pci; that pair works for ' +
+          `other devices here) (it is on the way of all ${below.length} devices refused below it).`,
+      ),
+      refusal.message,
+    );
     assert.match(error.message, /\(and \d+ more problems\) Nothing was left changed\.$/);
   }
 });
