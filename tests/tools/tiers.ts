@@ -35,7 +35,7 @@ export const TIERS: readonly Tier[] = [
       "Against real processes as root: the simulated LUO kernel (FUSE) and its conformance suite.",
     packages: ["integration"],
     prepare: [["bash", "tests/sim/build.sh"]],
-    paths: ["tests/sim/"],
+    paths: ["tests/sim/", "tests/integration/"],
     flags: ["--allow-all"],
   },
 ];
