@@ -34,7 +34,7 @@ export const TIERS: readonly Tier[] = [
     description:
       "Against real processes as root: the simulated LUO kernel (FUSE) and its conformance suite.",
     packages: ["integration"],
-    prepare: [["bash", "tests/sim/build.sh"]],
+    prepare: [["bash", "tests/sim/build.sh"], ["bash", "tests/tools/udevadm.sh"]],
     paths: ["tests/sim/", "tests/integration/"],
     flags: ["--allow-all"],
   },
