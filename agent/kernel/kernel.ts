@@ -109,7 +109,7 @@ export interface StateMachine {
    * wake-up delays a change by at most that long. Throws KernelError if the state
    * file becomes unreadable or holds something unexpected.
    */
-  watch(options?: WatchOptions): AsyncIterableIterator<StateObservation>;
+  watch(options?: WatchOptions): AsyncGenerator<StateObservation, void, undefined>;
 }
 
 /** What a backend offers (detected when it was opened). */

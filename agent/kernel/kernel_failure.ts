@@ -7,19 +7,30 @@
  */
 
 import { ExitCode } from "../exit_codes.ts";
+import { errnoName } from "../host/errno.ts";
 import type { DevicePath, LuoState } from "./kernel.ts";
 import { KernelError, type KernelOperation } from "./kernel_error.ts";
 
 /**
- * The errno name of a failed host call: Deno's errors carry it as `code`
- * ("EINVAL"; Deno 2.9 surfaces a rejected sysfs write as a `TypeError` with
- * `code === "EINVAL"` and EACCES as `PermissionDenied`, so only `code` is reliable).
- * Undefined for errors that are not the kernel's (Deno's own permission checks).
+ * The errno name of a failed host call. Deno's OS errors carry it as `code`
+ * ("EINVAL"), but not for every errno (ENODEV has none; 95 is called "ENOTSUP"),
+ * while their message always ends in "(os error N)": the number wins when it is
+ * there, named as {@link errnoName} names it. Deno 2.9 surfaces a rejected sysfs
+ * write as a `TypeError` and EACCES as `PermissionDenied`, so the class says
+ * nothing. Undefined for errors that are not the kernel's (Deno's own
+ * permission checks, the agent's own errors).
  */
 export function errnoOf(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null) return undefined;
+  const message = (error as { message?: unknown }).message;
+  const number = typeof message === "string" ? /\(os error (\d+)\)/.exec(message)?.[1] : undefined;
   const code = (error as { code?: unknown }).code;
-  return typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+  const named = typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+  if (number !== undefined) {
+    const name = errnoName(Number(number));
+    return name.startsWith("errno ") ? named ?? name : name;
+  }
+  return named;
 }
 
 const DESCRIPTIONS: Readonly<Record<string, string>> = {
@@ -144,6 +155,12 @@ function whatWasDone(context: FailureContext): string {
 
 function message(errno: string | undefined, context: FailureContext, cause: unknown): string {
   const { file, operation } = context;
+  if (errno === undefined && cause instanceof Deno.errors.NotCapable) {
+    return `Deno's sandbox refused ${whatWasDone(context)}${
+      context.operation === "read" ? "" : ` (${file})`
+    }: Deno requires --allow-all for files under /sys, /proc and /dev, so the agent must run ` +
+      "with it there.";
+  }
   if (errno === undefined) {
     const detail = cause instanceof Error ? cause.message : String(cause);
     return `The agent could not access ${file} for ${whatWasDone(context)}: ${detail}. ` +
@@ -162,6 +179,11 @@ function message(errno: string | undefined, context: FailureContext, cause: unkn
       (operation === "read" ? "" : "the file is read-only or ") +
       "the agent is not running as root.";
   }
+  if (errno === "ENODEV" && (operation === "read" || operation === "poll")) {
+    return `${file} was removed while the agent had it open (ENODEV): the live-update ` +
+      "interface went away (the kernel behind it was replaced or the interface unloaded); " +
+      "start again.";
+  }
   if (operation === "prepare") {
     return `A subsystem's prepare callback failed with ${describeErrno(errno)}; the kernel ` +
       `cancelled the prepare and the state stays "normal". ${JOURNAL}; resolve it (for ` +
@@ -171,7 +193,8 @@ function message(errno: string | undefined, context: FailureContext, cause: unkn
     return `The kernel refused to preserve device "${context.device}" with EBUSY (device or ` +
       "resource busy) from " + `${file}. See the kernel log (journalctl -k).`;
   }
-  return `The kernel failed ${whatWasDone(context)} with ${describeErrno(errno)} on ${file}. ` +
+  const where = operation === "read" ? "" : ` on ${file}`;
+  return `The kernel failed ${whatWasDone(context)} with ${describeErrno(errno)}${where}. ` +
     "See the kernel log (journalctl -k).";
 }
 

@@ -21,3 +21,5 @@ export {
   RFC_V1_FILES,
   rfcV1Provider,
 } from "./rfc_v1.ts";
+export * from "./wait.ts";
+export { parseFlag, parseState } from "./contents.ts";

@@ -113,7 +113,7 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
     return this.write(`${this.location}/finish`, "1", "finish");
   }
 
-  watch(options: WatchOptions = {}): AsyncIterableIterator<StateObservation> {
+  watch(options: WatchOptions = {}): AsyncGenerator<StateObservation, void, undefined> {
     return watchStateFile({
       libc: this.context.libc(),
       file: `${this.location}/state`,

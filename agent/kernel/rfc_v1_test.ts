@@ -6,6 +6,7 @@ import type { KernelContext } from "./backend.ts";
 import { DevicePathError } from "./device_path.ts";
 import { type Kernel, requireDevices, requireStateMachine } from "./kernel.ts";
 import { KernelError, KernelUnsupportedError } from "./kernel_error.ts";
+import { errnoOf } from "./kernel_failure.ts";
 import { probeRfcV1, rfcV1Provider } from "./rfc_v1.ts";
 import { detectKernel, openKernel } from "./select.ts";
 
@@ -355,4 +356,35 @@ Deno.test("requireStateMachine and requireDevices refuse a kernel without them",
   };
   assert.throws(() => requireStateMachine(kernel), /has no global prepare\/finish state machine/);
   assert.throws(() => requireDevices(kernel), /preserves no devices/);
+});
+
+Deno.test("errnoOf: the errno number in Deno's message wins over its code", () => {
+  assert.equal(errnoOf(new Error("No such device (os error 19)")), "ENODEV");
+  assert.equal(
+    errnoOf(Object.assign(new Error("Operation not supported (os error 95)"), { code: "ENOTSUP" })),
+    "EOPNOTSUPP",
+  );
+  assert.equal(
+    errnoOf(Object.assign(new TypeError("Invalid argument"), { code: "EINVAL" })),
+    "EINVAL",
+  );
+  assert.equal(errnoOf(new Error("Strange (os error 4000)")), "errno 4000");
+  assert.equal(errnoOf(new Deno.errors.NotCapable("Requires read access")), undefined);
+  assert.equal(errnoOf("EINVAL"), undefined);
+});
+
+Deno.test("a Deno sandbox refusal says what permission the agent needs", async () => {
+  const { sm } = await open(
+    luoFiles("normal\n", {
+      [`${LUO}/prepare`]: {
+        contents: "",
+        onWrite: () => {
+          throw new Deno.errors.NotCapable("Requires all access to the file");
+        },
+      },
+    }),
+  );
+  const error = await rejects(sm.prepare());
+  assert.equal(error.errno, undefined);
+  assert.match(error.message, /Deno's sandbox refused the prepare \(.*prepare\): .*--allow-all/);
 });

@@ -13,13 +13,12 @@
  * @module
  */
 
-import type { Libc } from "../host/mod.ts";
+import { cString, type Libc } from "../host/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { LuoState, ObservedVia, StateObservation } from "./kernel.ts";
 import { KernelError } from "./kernel_error.ts";
 import { kernelFailure } from "./kernel_failure.ts";
 import { parseState } from "./contents.ts";
-import { cString } from "../host/mod.ts";
 
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;

@@ -209,7 +209,13 @@ int control_command(const char *data, size_t len, struct buf *reply)
 			buf_printf(reply, "{\"ok\":true,\"removed\":%u}\n", S.nremoved - before);
 		}
 	} else if (strcmp(cmd, "add") == 0) {
-		char *kept = strdup(arg); /* devices point into it for ever */
+		char *kept = malloc(strlen(arg) + 9); /* devices point into it for ever */
+		if (!kept) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		memcpy(kept, "devices/", 8);
+		memcpy(kept + 8, arg, strlen(arg) + 1);
 		char err[1024];
 		if (tree_add_line(kept, 0, err, sizeof err)) {
 			free(kept);

@@ -56,6 +56,8 @@ export interface SimOptions {
   subsystems?: string[];
   /** Copy every event to the daemon's standard error (see {@link Sim.stderr}). */
   verbose?: boolean;
+  /** The daemon's standard error: kept for {@link Sim.stderr} (default) or passed through. */
+  stderr?: "capture" | "inherit";
 }
 
 /** One entry of the simulator's event log. */
@@ -261,8 +263,10 @@ export interface Sim extends AsyncDisposable {
   readonly daemonPid: number;
   /** How long loading the tree took inside the daemon, in ms. */
   readonly loadMs: number;
-  /** The daemon's standard error so far (the last 64 KiB). */
+  /** The daemon's standard error so far (the last 64 KiB; empty when inherited). */
   stderr(): string;
+  /** Settles when the simulator's wrapper process has exited (for whatever reason). */
+  readonly exited: Promise<Deno.CommandStatus>;
   /** `${root}/${relative}`. */
   path(relative: string): string;
   /** A device's directory, or a file in it (`device("pci0000:00", "liveupdate/requested")`). */
@@ -343,6 +347,10 @@ class SimProcess implements Sim {
 
   stderr(): string {
     return this.stderrText();
+  }
+
+  get exited(): Promise<Deno.CommandStatus> {
+    return this.child.status;
   }
 
   path(relative: string): string {
@@ -557,7 +565,7 @@ export async function startSim(options: SimOptions): Promise<Sim> {
       ],
       stdin: "null",
       stdout: "piped",
-      stderr: "piped",
+      stderr: options.stderr === "inherit" ? "inherit" : "piped",
     }).spawn();
 
     let stdout = "";
@@ -571,7 +579,7 @@ export async function startSim(options: SimOptions): Promise<Sim> {
       }
       onReady(undefined);
     })();
-    const readStderr = (async () => {
+    const readStderr = options.stderr === "inherit" ? Promise.resolve() : (async () => {
       for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
         stderr = (stderr + chunk).slice(-STDERR_KEEP);
       }

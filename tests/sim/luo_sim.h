@@ -134,8 +134,9 @@ extern struct sim S;
 /* tree.c */
 int tree_init(char *err, size_t errlen);
 int tree_load(const char *file, char *err, size_t errlen);
-/* Adds one data-file line (taken over, edited in place, kept). */
-int tree_add_line(char *line, unsigned lineno, char *err, size_t errlen);
+/* Adds one data-file line; record is "devices/" followed by the line (taken
+ * over, edited in place, kept for ever). */
+int tree_add_line(char *record, unsigned lineno, char *err, size_t errlen);
 int tree_finish_load(char *err, size_t errlen);
 int32_t device_find(const char *path);
 uint32_t dir_find(const char *path); /* UINT32_MAX when absent */

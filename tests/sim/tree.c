@@ -23,9 +23,13 @@
 
 #include "luo_sim.h"
 
-/* ---- hash maps: path → index (open addressing, slot = index + 1) ------- */
+/* ---- hash maps: path → index -----------------------------------------------
+ * Open addressing with linear probing. A slot holds the key's 32-bit hash
+ * (high half) and index + 1 (low half, 0 = empty), so probes and growth rarely
+ * touch the keys themselves.
+ */
 struct map {
-	uint32_t *slots;
+	uint64_t *slots;
 	uint32_t cap, count;
 	const char *(*key)(uint32_t index);
 };
@@ -35,12 +39,19 @@ static const char *dir_key(uint32_t i) { return S.dirs[i].path; }
 static struct map devmap = {.key = device_key};
 static struct map dirmap = {.key = dir_key};
 
-static uint64_t hash(const char *s)
+static uint32_t hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ull;
 	for (; *s; s++)
 		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	/* FNV-1a's low bits cluster for paths that differ in their last characters:
+	 * mix them (murmur3's finaliser) before masking. */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return (uint32_t)h;
 }
 
 static void *xcalloc(size_t n, size_t size)
@@ -73,46 +84,50 @@ static char *xstrdup(const char *s)
 	return p;
 }
 
-static void map_insert(struct map *m, uint32_t index)
+static void map_insert(struct map *m, uint64_t slot)
 {
 	uint32_t mask = m->cap - 1;
-	for (uint64_t h = hash(m->key(index));; h++) {
-		uint32_t *slot = &m->slots[h & mask];
-		if (!*slot) {
-			*slot = index + 1;
+	for (uint32_t at = (uint32_t)(slot >> 32);; at++) {
+		if (!m->slots[at & mask]) {
+			m->slots[at & mask] = slot;
 			m->count++;
 			return;
 		}
 	}
 }
 
+static void map_grow(struct map *m)
+{
+	uint64_t *old = m->slots;
+	uint32_t oldcap = m->cap;
+	m->cap = m->cap ? m->cap * 2 : 1024;
+	m->slots = xcalloc(m->cap, sizeof *m->slots);
+	m->count = 0;
+	for (uint32_t i = 0; i < oldcap; i++)
+		if (old[i])
+			map_insert(m, old[i]);
+	free(old);
+}
+
 static void map_put(struct map *m, uint32_t index)
 {
-	if ((m->count + 1) * 2 > m->cap) {
-		uint32_t *old = m->slots;
-		uint32_t oldcap = m->cap;
-		m->cap = m->cap ? m->cap * 2 : 1024;
-		m->slots = xcalloc(m->cap, sizeof *m->slots);
-		m->count = 0;
-		for (uint32_t i = 0; i < oldcap; i++)
-			if (old[i])
-				map_insert(m, old[i] - 1);
-		free(old);
-	}
-	map_insert(m, index);
+	if ((m->count + 1) * 2 > m->cap)
+		map_grow(m);
+	map_insert(m, ((uint64_t)hash(m->key(index)) << 32) | (index + 1));
 }
 
 static uint32_t map_get(const struct map *m, const char *key)
 {
 	if (!m->cap)
 		return UINT32_MAX;
-	uint32_t mask = m->cap - 1;
-	for (uint64_t h = hash(key);; h++) {
-		uint32_t slot = m->slots[h & mask];
+	uint32_t mask = m->cap - 1, h = hash(key);
+	for (uint32_t at = h;; at++) {
+		uint64_t slot = m->slots[at & mask];
 		if (!slot)
 			return UINT32_MAX;
-		if (strcmp(m->key(slot - 1), key) == 0)
-			return slot - 1;
+		uint32_t index = (uint32_t)slot - 1;
+		if ((uint32_t)(slot >> 32) == h && strcmp(m->key(index), key) == 0)
+			return index;
 	}
 }
 
@@ -317,8 +332,11 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 		return -EINVAL;                         \
 	} while (0)
 
-int tree_add_line(char *line, unsigned lineno, char *err, size_t errlen)
+int tree_add_line(char *record, unsigned lineno, char *err, size_t errlen)
 {
+	/* record is "devices/" + the line: once the columns are split, record is
+	 * the device directory's path and record + 8 the device path. */
+	char *line = record + 8;
 	char *cols[8];
 	unsigned ncols = 0;
 	char *props = NULL;
@@ -378,12 +396,9 @@ int tree_add_line(char *line, unsigned lineno, char *err, size_t errlen)
 
 	if (device_find(path) >= 0)
 		FAIL("device %s is listed twice", path);
-	struct buf dirpath = {0};
-	buf_printf(&dirpath, "devices/%s", path);
-	if (dir_find(dirpath.p) != UINT32_MAX) {
-		buf_free(&dirpath);
+	char *dirpath = record;
+	if (dir_find(dirpath) != UINT32_MAX)
 		FAIL("device %s is listed after a device below it; list parents first", path);
-	}
 	const char *name = strrchr(path, '/');
 	name = name ? name + 1 : path;
 	char devnum[32] = "";
@@ -394,8 +409,8 @@ int tree_add_line(char *line, unsigned lineno, char *err, size_t errlen)
 	if (!S.loading) {
 		/* Adding to a live tree: refuse name clashes before changing anything. */
 		struct buf p = {0};
-		const char *slash = strrchr(dirpath.p, '/');
-		buf_put(&p, dirpath.p, (size_t)(slash - dirpath.p));
+		const char *slash = strrchr(dirpath, '/');
+		buf_put(&p, dirpath, (size_t)(slash - dirpath));
 		uint32_t parent = dir_find(p.p);
 		bool clash = parent != UINT32_MAX && dir_lookup(&S.dirs[parent], name);
 		if (!clash && subsystem) {
@@ -409,11 +424,9 @@ int tree_add_line(char *line, unsigned lineno, char *err, size_t errlen)
 			clash = dev != UINT32_MAX && dir_lookup(&S.dirs[dev], devnum);
 		}
 		buf_free(&p);
-		if (clash) {
-			buf_free(&dirpath);
+		if (clash)
 			FAIL("device %s clashes with an existing name in its directory, its %s "
 			     "directory or dev/", path, bus ? "bus" : "class");
-		}
 	}
 
 	if (S.ndevices == S.capdevices) {
@@ -437,22 +450,23 @@ int tree_add_line(char *line, unsigned lineno, char *err, size_t errlen)
 	d->devnum_kind = devnum_kind;
 
 	/* The nearest listed ancestor is the device's parent. */
-	char *up = xstrdup(path);
-	for (char *slash; (slash = strrchr(up, '/'));) {
-		*slash = '\0';
-		int32_t p = device_find(up);
+	for (char *c = (char *)path + strlen(path); c-- > path;) {
+		if (*c != '/')
+			continue;
+		*c = '\0';
+		int32_t p = device_find(path);
+		*c = '/';
 		if (p >= 0) {
 			d->parent = p;
 			break;
 		}
 	}
-	free(up);
 
-	const char *slash = strrchr(dirpath.p, '/');
-	char *parentpath = strndup(dirpath.p, (size_t)(slash - dirpath.p));
-	uint32_t parentdir = dir_ensure(parentpath);
-	free(parentpath);
-	d->dir = dir_new(dirpath.p, parentdir, (int32_t)index); /* takes dirpath */
+	const char *slash = strrchr(dirpath, '/');
+	*(char *)slash = '\0';
+	uint32_t parentdir = dir_ensure(dirpath);
+	*(char *)slash = '/';
+	d->dir = dir_new(dirpath, parentdir, (int32_t)index);
 	map_put(&devmap, index);
 
 	dir_insert(d->dir, "uevent", INO(K_UEVENT, index));
@@ -498,9 +512,11 @@ int tree_load(const char *file, char *err, size_t errlen)
 			line[--n] = '\0';
 		if (n == 0 || line[0] == '#')
 			continue;
-		/* Each line's text stays alive: devices point into it. */
-		char *kept = xrealloc(NULL, (size_t)n + 1);
-		memcpy(kept, line, (size_t)n + 1);
+		/* Each line's text stays alive (devices point into it), after a
+		 * "devices/" prefix that becomes the device directory's path. */
+		char *kept = xrealloc(NULL, (size_t)n + 9);
+		memcpy(kept, "devices/", 8);
+		memcpy(kept + 8, line, (size_t)n + 1);
 		ret = tree_add_line(kept, lineno, err, errlen);
 		if (ret) {
 			char *message = strdup(err);
