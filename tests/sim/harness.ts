@@ -12,7 +12,9 @@
  * Each simulator runs in the foreground inside
  * `unshare -m -p -f --kill-child --propagation private --mount-proc`, so its mount
  * exists only in that private mount namespace and one kill removes daemon and
- * mount together. The test process stays outside and reaches the mount through
+ * mount together. Its standard input is a pipe from this process: should this
+ * process die without stopping it, the pipe closes and the daemon exits. The
+ * test process stays outside and reaches the mount through
  * `/proc/<wrapper pid>/root/<mountpoint>`: {@link Sim.root} is that path, the
  * sysfs root to hand to the agent. Reads, writes (with the kernel's errno),
  * poll(2), directory listings and readlink all work through it.
@@ -441,8 +443,9 @@ class SimProcess implements Sim {
 
   async #stop(): Promise<void> {
     let killed = false;
+    await this.child.stdin.close().catch(() => {}); // the daemon unmounts and exits
     try {
-      Deno.kill(this.daemonPid, "SIGTERM"); // the daemon unmounts and exits
+      Deno.kill(this.daemonPid, "SIGTERM"); // the same, should it not watch its input
     } catch {
       // already gone
     }
@@ -548,6 +551,7 @@ export async function startSim(options: SimOptions): Promise<Sim> {
       ...(options.enabled === false ? ["--disabled"] : []),
       ...(options.subsystems ? [`--subsystems=${options.subsystems.join(",")}`] : []),
       ...(options.verbose ? ["--verbose"] : []),
+      "--exit-with-stdin",
     ];
     child = new Deno.Command("unshare", {
       args: [
@@ -563,7 +567,8 @@ export async function startSim(options: SimOptions): Promise<Sim> {
         treeFile,
         mountpoint,
       ],
-      stdin: "null",
+      // The daemon stops when this pipe closes: with us, if we die without stop().
+      stdin: "piped",
       stdout: "piped",
       stderr: options.stderr === "inherit" ? "inherit" : "piped",
     }).spawn();
@@ -606,6 +611,7 @@ export async function startSim(options: SimOptions): Promise<Sim> {
     );
   } catch (error) {
     if (child) {
+      await child.stdin.close().catch(() => {});
       try {
         child.kill("SIGKILL");
       } catch {

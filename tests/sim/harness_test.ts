@@ -83,6 +83,34 @@ Deno.test("killing the wrapper takes the daemon and its mount along", async () =
   await assertNothingLeft(dir);
 });
 
+Deno.test("a test process that dies without stopping its simulator takes it along", async () => {
+  const script = `
+    import { startSim } from ${JSON.stringify(new URL("./harness.ts", import.meta.url).href)};
+    import { smallTree } from ${JSON.stringify(new URL("./_conformance.ts", import.meta.url).href)};
+    const sim = await startSim({ tree: smallTree() });
+    console.log(sim.mountpoint);
+    Deno.kill(Deno.pid, "SIGKILL");
+  `;
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(child.signal, "SIGKILL", decoder.decode(child.stderr));
+  const dir = dirOf(decoder.decode(child.stdout).trim());
+  assert.match(dir, /luo-sim-/);
+  try {
+    // The daemon sees its input pipe close and exits; wait for that (failsafe: 30 s).
+    for (let i = 0; i < 300 && (await processesMentioning(dir)).length; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.deepEqual(await processesMentioning(dir), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  await assertNothingLeft(dir);
+});
+
 Deno.test("the CLI starts a simulator in the foreground, takes commands and stops on SIGTERM", async () => {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, "start", "--devices=30", "--marked=2", "--notify=off"],

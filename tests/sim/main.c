@@ -12,17 +12,22 @@
  *                        (default kvm:before,iommu:before,devices:with,interrupts:after)
  *   --buses=LIST         subsystems that are buses (default pci,platform,usb,virtio)
  *   --verbose            copy every event to standard error
+ *   --exit-with-stdin    also stop when standard input reaches end of file (the
+ *                        harness holds a pipe: if the test process dies, so does
+ *                        the simulator)
  *
  * Once mounted it prints one JSON line on standard output:
  *   {"ready":true,"mountpoint":...,"devices":N,"loadMs":T,"rssKib":K,"pid":P}
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "luo_sim.h"
 
@@ -33,7 +38,7 @@ static void usage(const char *message)
 	fprintf(stderr,
 		"luo-sim: %s\n"
 		"usage: luo-sim [--notify=on|off] [--disabled] [--subsystems=LIST] [--buses=LIST] "
-		"[--verbose] TREE_FILE MOUNTPOINT\n",
+		"[--verbose] [--exit-with-stdin] TREE_FILE MOUNTPOINT\n",
 		message);
 	exit(2);
 }
@@ -58,8 +63,50 @@ static long rss_kib(void)
 	return kib;
 }
 
+/* fuse_session_loop, also watching standard input for end of file. */
+static int session_loop(struct fuse_session *se, bool watch_stdin)
+{
+	if (!watch_stdin)
+		return fuse_session_loop(se);
+	struct fuse_buf fbuf = {.mem = NULL};
+	int res = 0;
+	while (!fuse_session_exited(se)) {
+		struct pollfd fds[2] = {
+			{.fd = fuse_session_fd(se), .events = POLLIN},
+			{.fd = STDIN_FILENO, .events = POLLIN},
+		};
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			res = -errno;
+			break;
+		}
+		if (fds[1].revents) {
+			char byte;
+			if (read(STDIN_FILENO, &byte, 1) <= 0) {
+				fuse_session_exit(se);
+				break;
+			}
+		}
+		if (fds[0].revents & POLLIN) {
+			res = fuse_session_receive_buf(se, &fbuf);
+			if (res == -EINTR)
+				continue;
+			if (res <= 0)
+				break;
+			fuse_session_process_buf(se, &fbuf);
+			res = 0;
+		} else if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+			break; /* unmounted from outside */
+		}
+	}
+	free(fbuf.mem);
+	return res < 0 ? res : 0;
+}
+
 int main(int argc, char **argv)
 {
+	bool watch_stdin = false;
 	const char *subsystems = "kvm:before,iommu:before,devices:with,interrupts:after";
 	const char *buses = "pci,platform,usb,virtio";
 	const char *positional[2];
@@ -76,6 +123,8 @@ int main(int argc, char **argv)
 			S.enabled = false;
 		else if (strcmp(a, "--verbose") == 0)
 			S.verbose = true;
+		else if (strcmp(a, "--exit-with-stdin") == 0)
+			watch_stdin = true;
 		else if (strncmp(a, "--subsystems=", 13) == 0)
 			subsystems = a + 13;
 		else if (strncmp(a, "--buses=", 8) == 0)
@@ -134,7 +183,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	buf_free(&ready);
 
-	int ret = fuse_session_loop(S.se);
+	int ret = session_loop(S.se, watch_stdin);
 	fuse_session_unmount(S.se);
 	fuse_remove_signal_handlers(S.se);
 	fuse_session_destroy(S.se);
