@@ -3,17 +3,19 @@
  * One measured run for tests/bench/devices_bench.ts, in a fresh process so wall
  * time and peak memory are those of a real invocation:
  *
- *     deno run -A tests/bench/_devices_run.ts MODE ROOT
+ *     deno run -A tests/bench/_devices_run.ts MODE SYSFS UDEV STATE
  *
- * ROOT holds `sys/` (a sysfs tree) and `udev/` (its udev database), and `state/`
- * for the agent's record. Modes:
+ * Modes:
  *
- * - `agent`: select from the tag index, reconcile (write, verify), record — what
- *   `prepare` does. Run twice: the second run has nothing to change.
- * - `undo`: the agent's reconcile with an empty selection of its own devices
- *   (clears what it requested), to reset the tree between rounds.
- * - `naive`: a Deno loop reading every data file and writing each match (the
- *   obvious approach, for comparison).
+ * - `agent`: select from the tag index, reconcile (write, read back), record in
+ *   STATE — what prepare does. A second run has nothing to change.
+ * - `undo`: reconcile with a tag nobody carries, so the agent clears what it
+ *   requested (resets the tree between rounds).
+ * - `naive`: a Deno loop reading every udev data file, writing each match.
+ * - `index`: only the tag index, writing 1 for each entry (no data files, no
+ *   check, no record): the floor for a Deno process.
+ * - `reset`: writes 0 for every tagged PCI device (not measured).
+ * - `empty`: nothing (the cost of starting Deno).
  *
  * Prints one JSON line: { mode, ms: {…}, changed, peakKb }.
  *
@@ -29,8 +31,10 @@ import {
 import { lazyLibc } from "../../agent/host/mod.ts";
 import { openKernel, requireDevices } from "../../agent/kernel/mod.ts";
 
-const [mode, root] = Deno.args;
-if (!mode || !root) throw new Error("usage: _devices_run.ts agent|undo|naive ROOT");
+const [mode, sysfs, udev, state] = Deno.args;
+if (!mode || !sysfs || !udev || !state) {
+  throw new Error("usage: _devices_run.ts agent|undo|naive|index|reset|empty SYSFS UDEV STATE");
+}
 
 function peakKb(): number {
   return Number(/VmHWM:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))![1]);
@@ -39,6 +43,14 @@ function peakKb(): number {
 const started = performance.now();
 const ms: Record<string, number> = {};
 let changed = 0;
+const encoder = new TextEncoder();
+
+function pciIndex(): string[] {
+  return [...Deno.readDirSync(`${udev}/tags/liveupdate`)]
+    .map((entry) => entry.name)
+    .filter((id) => id.startsWith("+pci:"))
+    .map((id) => id.slice("+pci:".length));
+}
 
 if (mode === "agent" || mode === "undo") {
   const libc = lazyLibc();
@@ -46,38 +58,43 @@ if (mode === "agent" || mode === "undo") {
     await openKernel({
       fs: Deno,
       libc,
-      sysfs: `${root}/sys`,
-      debugfs: `${root}/nonexistent`,
-      device: `${root}/nonexistent`,
+      sysfs,
+      debugfs: `${state}/nonexistent`,
+      device: `${state}/nonexistent`,
       watchInterval: 1000,
     }, "rfc-v1"),
   );
   const selection = selectDevices({
     fs: libcDeviceFs(libc()),
-    udevDb: `${root}/udev`,
-    sysfs: `${root}/sys`,
-    // "undo": a tag nobody carries, so every device the agent requested is deselected.
+    udevDb: udev,
+    sysfs,
     tag: mode === "agent" ? "liveupdate" : "liveupdate-bench-none",
   });
   ms.select = performance.now() - started;
   const result = await reconcileDevices({
     kernel,
     selection,
-    store: fileOwnershipStore(Deno, `${root}/state`),
+    store: fileOwnershipStore(Deno, state),
   });
   ms.reconcile = performance.now() - started - ms.select;
   changed = result.requested.length + result.cleared.length;
 } else if (mode === "naive") {
   const decoder = new TextDecoder();
-  const one = new TextEncoder().encode("1");
-  for (const entry of Deno.readDirSync(`${root}/udev/data`)) {
-    const text = decoder.decode(Deno.readFileSync(`${root}/udev/data/${entry.name}`));
+  const one = encoder.encode("1");
+  for (const entry of Deno.readDirSync(`${udev}/data`)) {
+    const text = decoder.decode(Deno.readFileSync(`${udev}/data/${entry.name}`));
     if (!text.includes("\nQ:liveupdate\n") || !entry.name.startsWith("+pci:")) continue;
     const name = entry.name.slice("+pci:".length);
-    Deno.writeFileSync(`${root}/sys/bus/pci/devices/${name}/liveupdate/requested`, one);
+    Deno.writeFileSync(`${sysfs}/bus/pci/devices/${name}/liveupdate/requested`, one);
     changed++;
   }
-} else {
+} else if (mode === "index" || mode === "reset") {
+  const value = encoder.encode(mode === "index" ? "1" : "0");
+  for (const name of pciIndex()) {
+    Deno.writeFileSync(`${sysfs}/bus/pci/devices/${name}/liveupdate/requested`, value);
+    changed++;
+  }
+} else if (mode !== "empty") {
   throw new Error(`unknown mode ${mode}`);
 }
 ms.total = performance.now() - started;
