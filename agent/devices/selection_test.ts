@@ -286,3 +286,23 @@ Deno.test("selection: two ids for one device select it once", async () => {
     assert.equal(udevId(first), "+pci:0000:01:00.0");
   });
 });
+
+Deno.test("selection: a device directory that is a symlink is refused among many siblings", async () => {
+  // Ten tagged functions below one port: their directories are checked by listing the port.
+  const tree = generateTree({ devices: 120, marked: 10 });
+  await using fixture = await makeFixture(tree);
+  const victim = tree.devices.filter((device) => device.tags?.length)[3]!.path;
+  const moved = `${fixture.root}/moved`;
+  await Deno.rename(fixture.dir(victim), moved);
+  await Deno.symlink(moved, fixture.dir(victim));
+  await withEachFs((fs, name) => {
+    const selection = select(fixture, fs);
+    assert.equal(selection.devices.length, 9, name);
+    assert.ok(!selection.devices.some((device) => device.path === victim), name);
+    assert.equal(selection.errors.length, 1, name);
+    assert.match(
+      selection.errors[0]!.message,
+      /is a symlink; a device path must lead through real/,
+    );
+  });
+});

@@ -41,6 +41,8 @@ const decoder = new TextDecoder();
 
 interface Sample {
   wallMs: number;
+  /** User + system CPU time (less affected by other work on the machine than wall time). */
+  cpuMs: number | undefined;
   peakMb: number | undefined;
   changed?: number;
 }
@@ -51,7 +53,7 @@ async function measure(
   args: string[],
 ): Promise<{ sample: Sample; stdout: string }> {
   const program = hasTime ? TIME : command;
-  const programArgs = hasTime ? ["-f", "%M", command, ...args] : args;
+  const programArgs = hasTime ? ["-f", "%M %U %S", command, ...args] : args;
   const start = performance.now();
   const out = await new Deno.Command(program, {
     args: programArgs,
@@ -62,8 +64,18 @@ async function measure(
   const stdout = decoder.decode(out.stdout);
   const stderr = decoder.decode(out.stderr);
   if (out.code !== 0) throw new Error(`${command} ${args.join(" ")} failed:\n${stdout}${stderr}`);
-  const maxKb = hasTime ? Number(stderr.trim().split("\n").at(-1)) : NaN;
-  return { sample: { wallMs, peakMb: Number.isFinite(maxKb) ? maxKb / 1024 : undefined }, stdout };
+  const [maxKb, user, system] = hasTime
+    ? stderr.trim().split("\n").at(-1)!.split(" ").map(Number)
+    : [NaN, NaN, NaN];
+  const cpu = (user! + system!) * 1000;
+  return {
+    sample: {
+      wallMs,
+      cpuMs: Number.isFinite(cpu) ? cpu : undefined,
+      peakMb: Number.isFinite(maxKb) ? maxKb! / 1024 : undefined,
+    },
+    stdout,
+  };
 }
 
 async function agentRun(mode: string, sysfs: string, udev: string, state: string): Promise<Sample> {
@@ -77,7 +89,7 @@ async function agentRun(mode: string, sysfs: string, udev: string, state: string
     state,
   ]);
   const result = JSON.parse(stdout.trim().split("\n").at(-1)!);
-  return { wallMs: sample.wallMs, peakMb: result.peakKb / 1024, changed: result.changed };
+  return { ...sample, peakMb: result.peakKb / 1024, changed: result.changed };
 }
 
 /** The operator's pipeline: grep the data files, then an echo loop over PCI ids. */
@@ -183,16 +195,19 @@ try {
 const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
 console.log(`\nrounds: ${rounds}, load average at the end: ${load}\n`);
 console.log(
-  "| setup | devices | what | wall median (s) | wall best (s) | peak memory median (MB) |",
+  "| setup | devices | what | wall median (s) | wall best (s) | CPU median (s) | peak memory (MB) |",
 );
-console.log("| --- | ---: | --- | ---: | ---: | ---: |");
+console.log("| --- | ---: | --- | ---: | ---: | ---: | ---: |");
+const fixed = (xs: number[]) => (xs.length ? median(xs).toFixed(3) : "-");
 for (const row of rows) {
   const walls = row.samples.map((s) => s.wallMs / 1000);
+  const cpus = row.samples.map((s) => s.cpuMs).filter((c): c is number => c !== undefined);
   const peaks = row.samples.map((s) => s.peakMb).filter((p): p is number => p !== undefined);
   console.log(
     `| ${row.setup} | ${row.devices.toLocaleString("en")} | ${row.what} | ${
       median(walls).toFixed(3)
     } | ` +
-      `${best(walls).toFixed(3)} | ${peaks.length ? median(peaks).toFixed(0) : "-"} |`,
+      `${best(walls).toFixed(3)} | ${fixed(cpus.map((c) => c / 1000))} | ` +
+      `${peaks.length ? median(peaks).toFixed(0) : "-"} |`,
   );
 }
