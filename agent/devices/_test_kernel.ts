@@ -140,6 +140,13 @@ export function withBulk(kernel: TreeKernel, clobber?: string): DeviceKernel & {
       return Promise.resolve(paths.map((path) => {
         try {
           kernel.write(path, value);
+          // Like the RFC v1 fast path: read back on the same file.
+          if (kernel.flags.get(path)?.requested !== value) {
+            return new KernelError(`${path} reads back ${!value ? 1 : 0} (test kernel)`, {
+              file: `/sys/devices/${path}/liveupdate/requested`,
+              operation: value ? "request" : "unrequest",
+            });
+          }
           return null;
         } catch (error) {
           return clobber

@@ -147,18 +147,31 @@ async function readRequested(
   return results;
 }
 
-/** Writes `value` to each device's `requested`; an entry is null or what the write threw. */
+/** What {@link writeRequested} did for each device. */
+interface Written {
+  /** null, or what the write threw. */
+  outcomes: (unknown | null)[];
+  /** Whether the fast path already read the written flag back (no separate check needed). */
+  verified: boolean[];
+}
+
+/** Writes `value` to each device's `requested`. */
 async function writeRequested(
   kernel: DeviceKernel,
   paths: readonly DevicePath[],
   value: boolean,
   attempts: number,
-): Promise<(unknown | null)[]> {
-  if (paths.length === 0) return [];
-  let results: (unknown | null)[] = new Array(paths.length).fill(undefined);
+): Promise<Written> {
+  const outcomes: (unknown | null)[] = new Array(paths.length).fill(undefined);
+  const verified: boolean[] = new Array(paths.length).fill(false);
+  if (paths.length === 0) return { outcomes, verified };
   if (kernel.setRequestedMany) {
     try {
-      results = await kernel.setRequestedMany(paths, value);
+      // The fast path reads each flag back: a null entry is a verified write.
+      (await kernel.setRequestedMany(paths, value)).forEach((outcome, index) => {
+        outcomes[index] = outcome;
+        verified[index] = outcome === null;
+      });
     } catch {
       // The fast path itself failed: write each device on its own below.
     }
@@ -167,17 +180,17 @@ async function writeRequested(
   // unreliable under FFI), are written one by one; EAGAIN (an interrupted lock wait)
   // is retried, a bounded number of times. Writing a value again is harmless.
   await forEachLimited(paths, IN_FLIGHT, async (path, index) => {
-    for (let attempt = 1; results[index] !== null && attempt <= attempts; attempt++) {
-      if (attempt > 1 && errnoOf(results[index]) !== "EAGAIN") return;
+    for (let attempt = 1; outcomes[index] !== null && attempt <= attempts; attempt++) {
+      if (attempt > 1 && errnoOf(outcomes[index]) !== "EAGAIN") return;
       try {
         await kernel.setRequested(path, value);
-        results[index] = null;
+        outcomes[index] = null;
       } catch (error) {
-        results[index] = error ?? new Error("unknown failure");
+        outcomes[index] = error ?? new Error("unknown failure");
       }
     }
   });
-  return results;
+  return { outcomes, verified };
 }
 
 /**
@@ -294,9 +307,16 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   await store.save(intent);
   const intentIsFinal = plan.every((step) => step.to || !owned.has(step.path));
   const changes: DeviceChange[] = [];
+  /** Indexes of changes the fast path did not read back. */
+  const unverified: number[] = [];
   for (const to of [true, false]) {
     const steps = plan.filter((step) => step.to === to);
-    const outcomes = await writeRequested(kernel, steps.map((step) => step.path), to, attempts);
+    const { outcomes, verified } = await writeRequested(
+      kernel,
+      steps.map((step) => step.path),
+      to,
+      attempts,
+    );
     let stateNow: LuoState | undefined;
     for (const [index, outcome] of outcomes.entries()) {
       const step = steps[index]!;
@@ -308,6 +328,7 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
           to,
           reason: step.reason,
         });
+        if (!verified[index]) unverified.push(changes.length - 1);
         continue;
       }
       if (errnoOf(outcome) === "EINVAL") {
@@ -331,9 +352,10 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
 
   // 4. Verify: read back every flag written.
   if (refusals.length === 0) {
-    const readBack = await readRequested(kernel, changes.map((change) => change.path));
+    const toCheck = unverified.map((index) => changes[index]!);
+    const readBack = await readRequested(kernel, toCheck.map((change) => change.path));
     readBack.forEach((flag, index) => {
-      const change = changes[index]!;
+      const change = toCheck[index]!;
       if (typeof flag !== "boolean") {
         refusals.push(readRefusal(flag, change.path, change.id));
       } else if (flag !== change.to) {
@@ -502,11 +524,12 @@ export async function undoReconcile(options: UndoOptions): Promise<void> {
   const { kernel, store, undo } = options;
   const failures: Refusal[] = [];
   const changes = [...undo.changes].reverse();
+  /** Restored flags the fast path did not read back. */
   const restored: DeviceChange[] = [];
   for (const value of [true, false]) {
     // Newest first: a run's clears came after its requests, so they are restored first.
     const group = changes.filter((change) => change.from === value);
-    const outcomes = await writeRequested(
+    const { outcomes, verified } = await writeRequested(
       kernel,
       group.map((change) => change.path),
       value,
@@ -516,7 +539,7 @@ export async function undoReconcile(options: UndoOptions): Promise<void> {
     for (const [index, outcome] of outcomes.entries()) {
       const change = group[index]!;
       if (outcome === null) {
-        restored.push(change);
+        if (!verified[index]) restored.push(change);
         continue;
       }
       if (errnoOf(outcome) === "ENOENT") continue; // Vanished: nothing left to restore.

@@ -293,15 +293,21 @@ Deno.test("reconcile: EAGAIN is retried a bounded number of times", async () => 
 });
 
 Deno.test("reconcile: a flag that does not read back as written is a refusal", async () => {
-  const { fixture, kernel, store } = await setup();
-  await using _ = fixture;
-  kernel.deaf.add(`${PORT}/0000:01:00.4`);
-  const error = await reconcileDevices({ kernel, selection: select(fixture), store })
-    .then(() => assert.fail("expected a refusal"), (error) => error);
-  assert.ok(error instanceof DeviceRefusedError);
-  assert.equal(error.refusals[0]!.kind, "mismatch");
-  assert.match(error.refusals[0]!.message, /After writing 1 .* reads back 0/);
-  assert.deepEqual(kernel.requested(), []);
+  for (const [name, drive] of KERNELS) {
+    const { fixture, kernel, store } = await setup();
+    await using _ = fixture;
+    kernel.deaf.add(`${PORT}/0000:01:00.4`);
+    const error = await reconcileDevices({
+      kernel: drive(kernel),
+      selection: select(fixture),
+      store,
+    })
+      .then(() => assert.fail("expected a refusal"), (error) => error);
+    assert.ok(error instanceof DeviceRefusedError, name);
+    assert.deepEqual(error.refusals.map((r) => r.kind), ["mismatch"], name);
+    assert.match(error.refusals[0]!.message, /After writing 1 .* reads back 0/, name);
+    assert.deepEqual(kernel.requested(), [], name);
+  }
 });
 
 Deno.test("reconcile: an unreadable flag stops the run before anything is written", async () => {

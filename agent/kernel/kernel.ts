@@ -45,9 +45,10 @@ export interface DeviceKernel {
    */
   readRequestedMany?(devices: readonly DevicePath[]): Promise<(boolean | KernelError)[]>;
   /**
-   * Optional fast path: writes `requested` = `value` on each device, in order; an
-   * entry is null, or the KernelError (with the kernel's errno) that device's write
-   * failed with. One device's failure does not stop the others.
+   * Optional fast path: writes `requested` = `value` on each device, in order, and
+   * reads each flag back. An entry is null when the flag now reads `value`, else the
+   * KernelError: the kernel's errno when the write failed, none when the flag reads
+   * back differently. One device's failure does not stop the others.
    */
   setRequestedMany?(
     devices: readonly DevicePath[],

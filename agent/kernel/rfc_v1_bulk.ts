@@ -21,7 +21,7 @@ import { KernelError } from "./kernel_error.ts";
 import { kernelFailure } from "./kernel_failure.ts";
 
 const O_RDONLY = 0;
-const O_WRONLY = 1;
+const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
 // An attribute holds "0\n" or "1\n"; anything longer is wrong, and 64 bytes tell it.
 const READ_LIMIT = 64;
@@ -117,9 +117,11 @@ export function readRequestedMany(
 }
 
 /**
- * Writes `requested` = `value` on every device in `devices`, in order. Each entry
- * is null, or the KernelError the write failed with (its message names the state
- * when the kernel refused because the state is not normal). Needs `--allow-ffi`.
+ * Writes `requested` = `value` on every device in `devices`, in order, and reads
+ * each flag back on the same open file. Each entry is null when the flag now reads
+ * `value`; otherwise the KernelError the write failed with (its message names the
+ * state when the kernel refused because the state is not normal), or one without
+ * errno when the flag reads back differently. Needs `--allow-ffi`.
  */
 export function setRequestedMany(
   libc: Libc,
@@ -132,6 +134,7 @@ export function setRequestedMany(
   const operation = value ? "request" : "unrequest";
   const failures: { index: number; device: DevicePath; file: string; cause: Error }[] = [];
   const encode = pathEncoder();
+  const readBack = new Uint8Array(READ_LIMIT);
   const results: (KernelError | null)[] = devices.map((device, index) => {
     const file = `${devicesDir}/${device}/liveupdate/requested`;
     try {
@@ -144,7 +147,7 @@ export function setRequestedMany(
       });
     }
     // No create, no truncate: a missing attribute must fail, not become a file.
-    const fd = libc.symbols.open(encode(file), O_WRONLY | O_CLOEXEC, 0);
+    const fd = libc.symbols.open(encode(file), O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
       failures.push({ index, device, file, cause: osError(errnoName(libc.errno()), "open", file) });
       return null;
@@ -163,6 +166,23 @@ export function setRequestedMany(
           file,
           operation,
         });
+      } else {
+        // Read back on the same file (sysfs shows the attribute afresh at offset 0).
+        const count = Number(libc.symbols.pread(fd, readBack, READ_SIZE, 0n));
+        const text = count < 0 ? undefined : decoder.decode(readBack.subarray(0, count));
+        let now: boolean | undefined;
+        try {
+          now = text === undefined ? undefined : parseFlag(text, file);
+        } catch {
+          now = undefined;
+        }
+        if (now !== value) {
+          return new KernelError(
+            `After writing ${value ? 1 : 0} to ${file} the kernel reads back ` +
+              `${text === undefined ? "nothing" : JSON.stringify(text)}.`,
+            { file, operation },
+          );
+        }
       }
     } finally {
       libc.symbols.close(fd);
