@@ -68,7 +68,7 @@ export function countingFs(inner: DeviceFs): DeviceFs & { reads: string[] } {
   return {
     reads,
     kind: (path) => inner.kind(path),
-    readDir: (path) => inner.readDir(path),
+    readDir: (path, limit) => inner.readDir(path, limit),
     read(path, buffer) {
       reads.push(path);
       return inner.read(path, buffer);

@@ -43,8 +43,8 @@ export interface DeviceFs {
    * and does not depend on errno.
    */
   kind(path: string): PathKind;
-  /** The entries of directory `path`, or the failure. */
-  readDir(path: string): DirEntry[] | FsFailure;
+  /** The entries of directory `path`, or the failure ("E2BIG": more than `limit` entries). */
+  readDir(path: string, limit?: number): DirEntry[] | FsFailure;
   /**
    * Reads the start of file `path` into `buffer` with one read call and returns the
    * byte count, or the failure. One call: a short read of a regular file (tmpfs,
@@ -79,9 +79,14 @@ export const denoDeviceFs: DeviceFs = {
       return "missing";
     }
   },
-  readDir(path) {
+  readDir(path, limit = Infinity) {
     try {
-      return [...Deno.readDirSync(path)];
+      const entries: DirEntry[] = [];
+      for (const entry of Deno.readDirSync(path)) {
+        if (entries.length >= limit) return { errno: "E2BIG" };
+        entries.push(entry);
+      }
+      return entries;
     } catch (error) {
       return { errno: errorCode(error) };
     }
@@ -175,7 +180,7 @@ export function libcDeviceFs(libc: Libc): DeviceFs {
       const type = statView.getUint16(28, true) & S_IFMT;
       return type === S_IFDIR ? "directory" : type === S_IFLNK ? "symlink" : "file";
     },
-    readDir(path) {
+    readDir(path, limit = Infinity) {
       const name = cPath(path);
       if (!name) return { errno: "ENAMETOOLONG" };
       const fd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
@@ -196,7 +201,8 @@ export function libcDeviceFs(libc: Libc): DeviceFs {
             offset += length;
             if (entry === "." || entry === "..") continue;
             // A file system that does not fill in d_type: ask Deno, which looks at each.
-            if (type === DT_UNKNOWN) return denoDeviceFs.readDir(path);
+            if (type === DT_UNKNOWN) return denoDeviceFs.readDir(path, limit);
+            if (entries.length >= limit) return { errno: "E2BIG" };
             entries.push({ name: entry, isFile: type === DT_REG, isDirectory: type === DT_DIR });
           }
         }

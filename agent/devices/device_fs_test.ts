@@ -57,6 +57,9 @@ Deno.test("DeviceFs: a large directory is listed completely", async () => {
       assert.ok(!failed(entries));
       assert.deepEqual(entries.map((entry) => entry.name).sort(), names, name);
       assert.ok(entries.every((entry) => entry.isFile), name);
+      const bounded = fs.readDir(root, 2999);
+      assert.ok(failed(bounded) && bounded.errno === "E2BIG", name);
+      assert.ok(!failed(fs.readDir(root, 3000)), name);
     });
   } finally {
     await Deno.remove(root, { recursive: true });

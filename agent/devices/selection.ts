@@ -255,21 +255,17 @@ export function selectDevices(options: SelectOptions): Selection {
 }
 
 function listIndex(fs: DeviceFs, index: string, selection: Selection): string[] {
-  const entries = fs.readDir(index);
+  const entries = fs.readDir(index, MAX_TAGGED);
   if (failed(entries)) {
     // No device ever had the tag: an empty selection.
     if (entries.errno === "ENOENT") return [];
     selection.errors.push({
       message: entries.errno === "ENOTDIR"
         ? `The udev tag index "${index}" is not a directory.`
+        : entries.errno === "E2BIG"
+        ? `The udev tag index "${index}" lists more than ${MAX_TAGGED} devices, more than ` +
+          "the agent acts on. Check the rules that set the tag."
         : `Cannot list the udev tag index "${index}" (${entries.errno}).`,
-    });
-    return [];
-  }
-  if (entries.length > MAX_TAGGED) {
-    selection.errors.push({
-      message: `The udev tag index "${index}" lists ${entries.length} devices, more than the ` +
-        `${MAX_TAGGED} the agent acts on. Check the rules that set the tag.`,
     });
     return [];
   }
