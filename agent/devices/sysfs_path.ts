@@ -50,11 +50,12 @@ export function resolveLink(linkDir: string, target: string): LinkTarget {
 /** A path with an empty, `.` or `..` component, or a trailing slash. */
 const UNCLEAN = /(^|\/)\.{0,2}(\/|$)/;
 
+/** Relative, components without "/" or NUL, none empty, "." or "..": tested without allocating. */
+const CLEAN_PATH = /^(?:(?!\.\.?(?:\/|$))[^/\0]+)(?:\/(?!\.\.?(?:\/|$))[^/\0]+)*$/;
+
 /** Whether `path` is a clean device path: relative, non-empty components, no `.`/`..`. */
 export function isDevicePath(path: string): boolean {
-  if (path === "" || path.startsWith("/") || path.endsWith("/")) return false;
-  if (path.includes("\0")) return false;
-  return path.split("/").every((part) => part !== "" && part !== "." && part !== "..");
+  return CLEAN_PATH.test(path);
 }
 
 /** The proper prefixes of a device path, nearest first ("a/b/c" → ["a/b", "a"]). */
