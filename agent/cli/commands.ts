@@ -6,8 +6,14 @@
 
 import type { Command } from "./command.ts";
 import { configCommand } from "./config_command.ts";
+import { devicesCommand } from "./devices_command.ts";
 import { fleetCommand } from "./fleet_command.ts";
 import { statusCommand } from "./status_command.ts";
 
 /** Every command of `liveupdate-agent`. */
-export const COMMANDS: readonly Command[] = [statusCommand, configCommand, fleetCommand];
+export const COMMANDS: readonly Command[] = [
+  statusCommand,
+  devicesCommand,
+  configCommand,
+  fleetCommand,
+];

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { KernelUnsupportedError } from "./kernel_error.ts";
+import { type KernelError, KernelUnsupportedError } from "./kernel_error.ts";
 
 /** The global live-update states, in the order an update passes them. */
 export const LUO_STATES = ["normal", "prepared", "updated"] as const;
@@ -38,6 +38,22 @@ export interface DeviceKernel {
   readDevice(device: DevicePath): Promise<DeviceFlags>;
   /** Writes `requested`. Throws KernelError with the kernel's errno on refusal. */
   setRequested(device: DevicePath, requested: boolean): Promise<void>;
+  /**
+   * Optional fast path for many devices: `requested` of each, in order; an entry is
+   * the KernelError reading that device failed with. The device selection uses it
+   * when present (it reconciles tens of thousands of devices).
+   */
+  readRequestedMany?(devices: readonly DevicePath[]): Promise<(boolean | KernelError)[]>;
+  /**
+   * Optional fast path: writes `requested` = `value` on each device, in order, and
+   * reads each flag back. An entry is null when the flag now reads `value`, else the
+   * KernelError: the kernel's errno when the write failed, none when the flag reads
+   * back differently. One device's failure does not stop the others.
+   */
+  setRequestedMany?(
+    devices: readonly DevicePath[],
+    value: boolean,
+  ): Promise<(KernelError | null)[]>;
 }
 
 /** The kernel interfaces the agent can drive. */

@@ -24,6 +24,7 @@ import type {
 import { KernelError, type KernelOperation } from "./kernel_error.ts";
 import { errnoOf, kernelFailure } from "./kernel_failure.ts";
 import { readIncomingHandover } from "./kho.ts";
+import { readRequestedMany, setRequestedMany } from "./rfc_v1_bulk.ts";
 import { watchStateFile } from "./state_watcher.ts";
 
 /** The global directory, relative to sysfs. */
@@ -140,6 +141,25 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
       requested ? "1" : "0",
       requested ? "request" : "unrequest",
       device,
+    );
+  }
+
+  readRequestedMany(devices: readonly DevicePath[]): Promise<(boolean | KernelError)[]> {
+    return Promise.resolve(readRequestedMany(this.context.libc(), this.devicesDir, devices));
+  }
+
+  setRequestedMany(
+    devices: readonly DevicePath[],
+    value: boolean,
+  ): Promise<(KernelError | null)[]> {
+    return Promise.resolve(
+      setRequestedMany(
+        this.context.libc(),
+        this.devicesDir,
+        `${this.location}/state`,
+        devices,
+        value,
+      ),
     );
   }
 

@@ -1,0 +1,78 @@
+/**
+ * Test fixtures of the device selection (test-only): a device tree from the shared
+ * model (tests/sim/tree.ts) written as plain sysfs files and its udev database, in
+ * a temporary directory that disposing removes; and both DeviceFs implementations.
+ *
+ * @module
+ */
+
+import {
+  type SimDevice,
+  type SimTree,
+  writePlainSysfs,
+  writeUdevDb,
+} from "../../tests/sim/tree.ts";
+import { openLibc } from "../host/mod.ts";
+import { denoDeviceFs, type DeviceFs, libcDeviceFs } from "./device_fs.ts";
+
+/** A written tree. */
+export interface Fixture extends AsyncDisposable {
+  root: string;
+  sysfs: string;
+  udev: string;
+  tree: SimTree;
+  /** The sysfs directory of a device. */
+  dir(path: string): string;
+}
+
+/** Writes `tree` below a new temporary directory. */
+export async function makeFixture(tree: SimTree): Promise<Fixture> {
+  const root = await Deno.makeTempDir({ prefix: "liveupdate-devices-" });
+  const fixture: Fixture = {
+    root,
+    sysfs: `${root}/sys`,
+    udev: `${root}/udev`,
+    tree,
+    dir: (path) => `${root}/sys/devices/${path}`,
+    [Symbol.asyncDispose]: () => Deno.remove(root, { recursive: true }),
+  };
+  try {
+    await writePlainSysfs(tree, fixture.sysfs);
+    await writeUdevDb(tree, fixture.udev);
+  } catch (error) {
+    await Deno.remove(root, { recursive: true });
+    throw error;
+  }
+  return fixture;
+}
+
+/** The device of `tree` at `path`. */
+export function deviceAt(tree: SimTree, path: string): SimDevice {
+  const device = tree.devices.find((candidate) => candidate.path === path);
+  if (!device) throw new Error(`no device ${path} in the tree`);
+  return device;
+}
+
+/** Runs `body` once with each DeviceFs implementation (the libc one is closed after). */
+export async function withEachFs(
+  body: (fs: DeviceFs, name: string) => void | Promise<void>,
+): Promise<void> {
+  await body(denoDeviceFs, "deno");
+  using libc = openLibc();
+  await body(libcDeviceFs(libc), "libc");
+}
+
+/** A DeviceFs that counts the files each call touched (to check what a selection reads). */
+export function countingFs(inner: DeviceFs): DeviceFs & { reads: string[] } {
+  const reads: string[] = [];
+  return {
+    reads,
+    kind: (path) => inner.kind(path),
+    readDir: (path, limit) => inner.readDir(path, limit),
+    read(path, buffer) {
+      reads.push(path);
+      return inner.read(path, buffer);
+    },
+    readLink: (path) => inner.readLink(path),
+  };
+}

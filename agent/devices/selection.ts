@@ -1,0 +1,290 @@
+/**
+ * Which devices the operator's udev rules choose for preservation.
+ *
+ * udev keeps an index of tagged devices (`<udev_db>/tags/<tag>/<id>`, one empty
+ * file per device id), so a selection lists that directory and reads only the
+ * listed devices' data files: its cost grows with the number of tagged devices,
+ * not with the size of the host. For each tagged device it
+ *
+ * 1. reads `data/<id>` (bounded) and checks the tag is *current* (`Q:`): the
+ *    index is sticky and keeps devices a rule once tagged;
+ * 2. applies the configured property filter (`devices.match`, exact values);
+ * 3. maps the id to its device below `<sysfs>/devices` (see
+ *    {@link SysfsResolver}) and finds the device ancestors the kernel preserves
+ *    with it.
+ *
+ * Nothing is written. Every problem is collected (not just the first) so one run
+ * shows the operator everything to fix; {@link assertUsable} turns them into one
+ * error before anything is changed.
+ *
+ * @module
+ */
+
+import { isUnitName } from "../config/fields.ts";
+import type { DevicePath } from "../kernel/kernel.ts";
+import { type DeviceFs, failed, readBounded } from "./device_fs.ts";
+import { type DeviceProblem, SelectionError } from "./devices_error.ts";
+import { SysfsResolver } from "./sysfs_resolver.ts";
+import { isUdevDataProblem, parseUdevData, type UdevRecord } from "./udev_data.ts";
+import { parseUdevId } from "./udev_id.ts";
+
+/** The largest udev data file the agent reads (udev writes a few kilobytes). */
+export const MAX_DATA_BYTES = 64 * 1024;
+/** The most tag index entries the agent accepts for one tag. */
+export const MAX_TAGGED = 1_000_000;
+/** The udev property naming the unit that reclaims a device after the update. */
+export const UNIT_PROPERTY = "LIVEUPDATE_UNIT";
+
+/** Options of {@link selectDevices}. */
+export interface SelectOptions {
+  fs: DeviceFs;
+  /** The udev database (`paths.udev_db`, "/run/udev"). */
+  udevDb: string;
+  /** The sysfs root (`paths.sysfs`, "/sys"). */
+  sysfs: string;
+  /** The udev tag marking devices for preservation (`devices.tag`). */
+  tag: string;
+  /** Properties a tagged device must have, with exactly these values (`devices.match`). */
+  match?: Readonly<Record<string, string>>;
+}
+
+/** A device the rules select. */
+export interface SelectedDevice {
+  /** The udev id ("+pci:0000:01:00.0"). */
+  id: string;
+  /** The device below `<sysfs>/devices`. */
+  path: DevicePath;
+  /** The unit that reclaims it after the update (`LIVEUPDATE_UNIT`), if the rules name one. */
+  unit?: string;
+  /** Its device ancestors, nearest first: the kernel preserves them with it. */
+  ancestors: readonly DevicePath[];
+}
+
+/** A tagged device the selection passes over, and why. */
+export interface PassedOver {
+  id: string;
+  /** The device, when it could be found in sysfs. */
+  path?: DevicePath;
+  /** Why it is not selected, as a phrase ("no rule sets the tag now"). */
+  reason: string;
+  unit?: string;
+}
+
+/** An ancestor of selected devices that is not selected itself. */
+export interface SelectedAncestor {
+  path: DevicePath;
+  /** How many selected devices are below it. */
+  below: number;
+}
+
+/** The outcome of {@link selectDevices}. */
+export interface Selection {
+  tag: string;
+  match: Readonly<Record<string, string>>;
+  /** The tag index directory that was read. */
+  index: string;
+  /** Selected devices, sorted by path. */
+  devices: SelectedDevice[];
+  /** Ancestors preserved with them, sorted by path. */
+  ancestors: SelectedAncestor[];
+  /** Tagged devices that are not selected. */
+  passedOver: PassedOver[];
+  /** Things udev itself leaves behind (stale index entries): reported, not fatal. */
+  warnings: DeviceProblem[];
+  /** Problems that make the selection unusable (nothing may be written). */
+  errors: DeviceProblem[];
+}
+
+function matchProblem(
+  record: UdevRecord,
+  match: Readonly<Record<string, string>>,
+): string | undefined {
+  for (const [key, wanted] of Object.entries(match)) {
+    const value = record.properties.get(key);
+    if ((value ?? "") !== wanted) {
+      return value === undefined
+        ? `it has no property ${key} (wanted "${wanted}")`
+        : `its property ${key} is "${value}", not "${wanted}"`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Reads the udev database and sysfs and returns the selection with every problem
+ * found. Reads `<udevDb>/tags/<tag>/`, `<udevDb>/data/<id>` of each tagged device,
+ * and sysfs links; writes nothing. Needs read access to both trees.
+ */
+export function selectDevices(options: SelectOptions): Selection {
+  const { fs, udevDb, sysfs, tag } = options;
+  const match = options.match ?? {};
+  const index = `${udevDb}/tags/${tag}`;
+  const selection: Selection = {
+    tag,
+    match,
+    index,
+    devices: [],
+    ancestors: [],
+    passedOver: [],
+    warnings: [],
+    errors: [],
+  };
+  const ids = listIndex(fs, index, selection);
+  const resolver = new SysfsResolver(fs, sysfs);
+  const buffer = new Uint8Array(MAX_DATA_BYTES + 1);
+  const keep = new Set([UNIT_PROPERTY, "INTERFACE", ...Object.keys(match)]);
+  for (const name of ids) {
+    const id = parseUdevId(name);
+    if ("problem" in id) {
+      selection.errors.push({
+        id: name,
+        message: `The udev tag index entry "${index}/${name}" is not a device id: ${id.problem}. ` +
+          "udev does not write such entries; remove the file.",
+      });
+      continue;
+    }
+    const file = `${udevDb}/data/${name}`;
+    const read = readBounded(fs, file, buffer);
+    if (read.kind === "missing") {
+      selection.warnings.push({
+        id: name,
+        message: `The udev tag index lists "${name}" but "${file}" does not exist ` +
+          "(a device udev is still removing); it is skipped.",
+      });
+      continue;
+    }
+    if (read.kind === "failed") {
+      selection.errors.push({
+        id: name,
+        message: `Cannot read the udev data file "${file}" (${read.errno}).`,
+      });
+      continue;
+    }
+    if (read.kind === "too-big") {
+      selection.errors.push({
+        id: name,
+        message: `The udev data file "${file}" is larger than ${MAX_DATA_BYTES} bytes; ` +
+          "udev writes a few kilobytes. Refusing to read it: check what wrote it, then run " +
+          `"udevadm trigger" on the device to rewrite it.`,
+      });
+      continue;
+    }
+    const record = parseUdevData(read.bytes, keep);
+    if (isUdevDataProblem(record)) {
+      const where = record.line > 0 ? ` line ${record.line}` : "";
+      selection.errors.push({
+        id: name,
+        message: `The udev data file "${file}"${where} is malformed: ${record.problem}. ` +
+          `udev does not write this; check what else writes below "${udevDb}", then run ` +
+          `"udevadm trigger" on the device to rewrite it.`,
+      });
+      continue;
+    }
+    const unit = record.properties.get(UNIT_PROPERTY) || undefined;
+    let reason: string | undefined;
+    if (!record.currentTags.has(tag)) {
+      reason = `no rule sets the tag "${tag}" now (udev keeps it in the index until the ` +
+        "device is removed)";
+    } else {
+      reason = matchProblem(record, match);
+    }
+    const resolved = resolver.resolve(id, record);
+    if (reason !== undefined) {
+      selection.passedOver.push({
+        id: name,
+        ...("path" in resolved ? { path: resolved.path } : {}),
+        reason,
+        ...(unit ? { unit } : {}),
+      });
+      continue;
+    }
+    if ("problem" in resolved) {
+      const advice = resolved.vanished
+        ? 'Run "udevadm settle" and retry.'
+        : "The agent cannot preserve it; change the udev rule that tags it.";
+      selection.errors.push({
+        id: name,
+        message: `The tagged device "${name}" cannot be mapped to sysfs: ${resolved.problem}. ` +
+          advice,
+      });
+      continue;
+    }
+    if (unit !== undefined && !isUnitName(unit)) {
+      selection.errors.push({
+        id: name,
+        path: resolved.path,
+        message: `The udev rules set ${UNIT_PROPERTY}="${unit}" on "${name}", which is not a ` +
+          'systemd unit name such as "vm@1.service"; fix the rule.',
+      });
+      continue;
+    }
+    selection.devices.push({
+      id: name,
+      path: resolved.path,
+      ...(unit ? { unit } : {}),
+      ancestors: resolver.ancestors(resolved.path),
+    });
+  }
+  selection.devices.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Two ids for one device (udev never does this, but a stray index entry could).
+  const unique = selection.devices.filter((device, index, all) => {
+    const earlier = index > 0 ? all[index - 1]! : undefined;
+    if (earlier?.path !== device.path) return true;
+    selection.warnings.push({
+      id: device.id,
+      path: device.path,
+      message: `The udev ids "${earlier.id}" and "${device.id}" both lead to "${device.path}"; ` +
+        "it is selected once.",
+    });
+    return false;
+  });
+  if (unique.length !== selection.devices.length) selection.devices = unique;
+
+  selection.passedOver.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const below = new Map<DevicePath, number>();
+  for (const device of selection.devices) {
+    for (const ancestor of device.ancestors) {
+      below.set(ancestor, (below.get(ancestor) ?? 0) + 1);
+    }
+  }
+  // A selected device that is also an ancestor of another is listed as selected only.
+  if (below.size > 0) { for (const device of selection.devices) below.delete(device.path); }
+  selection.ancestors = [...below].map(([path, count]) => ({ path, below: count }))
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return selection;
+}
+
+function listIndex(fs: DeviceFs, index: string, selection: Selection): string[] {
+  const entries = fs.readDir(index, MAX_TAGGED);
+  if (failed(entries)) {
+    // No device ever had the tag: an empty selection.
+    if (entries.errno === "ENOENT") return [];
+    selection.errors.push({
+      message: entries.errno === "ENOTDIR"
+        ? `The udev tag index "${index}" is not a directory.`
+        : entries.errno === "E2BIG"
+        ? `The udev tag index "${index}" lists more than ${MAX_TAGGED} devices, more than ` +
+          "the agent acts on. Check the rules that set the tag."
+        : `Cannot list the udev tag index "${index}" (${entries.errno}).`,
+    });
+    return [];
+  }
+  const ids: string[] = [];
+  for (const entry of entries) {
+    if (!entry.isFile) {
+      selection.errors.push({
+        id: entry.name,
+        message: `The udev tag index entry "${index}/${entry.name}" is not a regular file; ` +
+          "udev writes empty files there. Remove it.",
+      });
+      continue;
+    }
+    ids.push(entry.name);
+  }
+  return ids;
+}
+
+/** Throws a {@link SelectionError} listing every error of `selection`, if it has any. */
+export function assertUsable(selection: Selection): void {
+  if (selection.errors.length > 0) throw new SelectionError(selection.errors);
+}
