@@ -36,7 +36,7 @@
  * @module
  */
 
-import { type SimDevice, type SimTree, simTreeLine, simTreeText } from "./tree.ts";
+import { BUS_SUBSYSTEMS, type SimDevice, type SimTree, simTreeLine, simTreeText } from "./tree.ts";
 import { errnoName } from "../../agent/host/errno.ts";
 
 /** A state of the live-update state machine. */
@@ -331,6 +331,7 @@ function targetText(target: FailTarget): string {
 const STDERR_KEEP = 65536;
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
+const POLLER_FAILSAFE_MS = 30_000;
 
 class SimProcess implements Sim {
   #stopping: Promise<void> | undefined;
@@ -423,7 +424,11 @@ class SimProcess implements Sim {
   }
 
   async pollersWaiting(count = 1): Promise<void> {
+    const deadline = Date.now() + POLLER_FAILSAFE_MS;
     while ((await this.status()).pollers < count) {
+      if (Date.now() > deadline) {
+        throw new Error(`No ${count} blocked poll(2) callers in the simulator after 30 s`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
   }
@@ -548,6 +553,7 @@ export async function startSim(options: SimOptions): Promise<Sim> {
     await Deno.mkdir(mountpoint);
     const flags = [
       `--notify=${options.notify === false ? "off" : "on"}`,
+      `--buses=${[...BUS_SUBSYSTEMS].join(",")}`,
       ...(options.enabled === false ? ["--disabled"] : []),
       ...(options.subsystems ? [`--subsystems=${options.subsystems.join(",")}`] : []),
       ...(options.verbose ? ["--verbose"] : []),

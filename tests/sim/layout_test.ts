@@ -115,6 +115,26 @@ Deno.test("links, uevent and the control directory read as expected", async () =
   assert.ok(real === undefined || !real.startsWith(sim.root), String(real));
 });
 
+Deno.test("inode numbers are stable across lookups, writes and reboots", async () => {
+  await using sim = await startSim({ tree: smallTree() });
+  const files = [
+    sim.device(DEV.a, "liveupdate/requested"),
+    sim.device(DEV.eth0),
+    sim.path("kernel/liveupdate/state"),
+    sim.path("class/net/eth0"),
+  ];
+  const inodes = async () => {
+    const found: number[] = [];
+    for (const file of files) found.push((await Deno.lstat(file)).ino!);
+    return found;
+  };
+  const before = await inodes();
+  assert.equal(new Set(before).size, files.length);
+  await Deno.writeTextFile(files[0]!, "1");
+  await sim.kexec();
+  assert.deepEqual(await inodes(), before);
+});
+
 Deno.test("uevent takes the actions kobject_synth_uevent knows and refuses the rest", async () => {
   await using sim = await startSim({ tree: smallTree() });
   const uevent = sim.device(DEV.a, "uevent");

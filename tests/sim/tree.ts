@@ -16,6 +16,9 @@
  * `-` when absent; the remaining columns are the device's uevent properties. Lines
  * starting with `#` are comments. No field may contain a tab or a newline.
  *
+ * The simulated kernel (`luo-sim`, tests/sim/tree.c) reads this file; the harness
+ * tells it which subsystems are buses ({@link BUS_SUBSYSTEMS}).
+ *
  * A path component that is not itself a listed device is a plain grouping
  * directory, as in sysfs (`…/0000:01:00.0/nvme/nvme0`, `…/net/eth0`): the device's
  * parent for the ancestor rule is its nearest listed ancestor.
