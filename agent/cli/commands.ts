@@ -9,10 +9,22 @@ import { configCommand } from "./config_command.ts";
 import { devicesCommand } from "./devices_command.ts";
 import { fleetCommand } from "./fleet_command.ts";
 import { statusCommand } from "./status_command.ts";
+import {
+  cancelCommand,
+  checkCommand,
+  finishCommand,
+  prepareCommand,
+  recoverCommand,
+} from "./update_commands.ts";
 
 /** Every command of `liveupdate-agent`. */
 export const COMMANDS: readonly Command[] = [
   statusCommand,
+  checkCommand,
+  prepareCommand,
+  finishCommand,
+  cancelCommand,
+  recoverCommand,
   devicesCommand,
   configCommand,
   fleetCommand,

@@ -158,6 +158,16 @@ function crossCheck(config: Config, origins: Map<string, string>): ConfigProblem
         "Set target.kernel to the kernel image the initrd belongs to.",
     });
   }
+  if (config.kexec.issue === "command" && !config.kexec.issue_command[0]?.startsWith("/")) {
+    const key = "kexec.issue_command";
+    const file = origins.get(key) ?? origins.get("kexec.issue")!;
+    problems.push({
+      file,
+      key,
+      message: `Config file "${file}": kexec.issue is "command" but kexec.issue_command does not ` +
+        'start with an absolute program path. Set it, such as ["/usr/local/bin/kexec-now"].',
+    });
+  }
   for (const [phase, spec] of Object.entries(config.phases)) {
     const both = spec.stop.filter((unit) => spec.start.includes(unit));
     if (both.length > 0) {

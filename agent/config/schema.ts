@@ -178,6 +178,20 @@ export const SCHEMA = {
       min: "1s",
       max: "30min",
     }),
+    issue: choice(
+      'How the kexec is issued: "systemd" starts kexec.target (as `systemctl kexec` does); ' +
+        '"command" runs kexec.issue_command instead (rehearsals on a simulated kernel).',
+      ["systemd", "command"],
+      "systemd",
+    ),
+    issue_command: textList(
+      'The program kexec.issue = "command" runs, as an argument list (absolute path first).',
+      [],
+      {
+        pattern: /^[^\0\n]{1,4096}$/,
+        expected: 'a list of arguments such as ["/usr/bin/x", "kexec"]',
+      },
+    ),
   }),
   devices: section("Which devices the update preserves (chosen by udev rules).", {
     tag: text("The udev tag that marks a device for preservation.", "liveupdate", {

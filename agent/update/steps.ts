@@ -51,6 +51,22 @@ export interface RunOptions {
   save: SaveRecord;
   now: () => Date;
   onJournal?: JournalHook;
+  /** Checked before every step: once aborted, no further step starts and the run is undone. */
+  signal?: AbortSignal;
+}
+
+/**
+ * An error a step throws after changing part of what it meant to: `partialResult`
+ * is journaled as the step's result, so its undo reverses exactly that part.
+ */
+export interface PartialFailure {
+  partialResult: unknown;
+}
+
+function partialResultOf(error: unknown): unknown {
+  return typeof error === "object" && error !== null && "partialResult" in error
+    ? (error as PartialFailure).partialResult
+    : undefined;
 }
 
 function describe(error: unknown): string {
@@ -81,6 +97,10 @@ export async function runSteps(
 ): Promise<StepsOutcome> {
   const byName = new Map(steps.map((step) => [step.name, step]));
   for (const step of steps) {
+    if (options.signal?.aborted) {
+      const undo = await undoSteps(record, byName, options);
+      return { ok: false, failed: step.name, error: options.signal.reason, undo };
+    }
     const entry: StepEntry = {
       name: step.name,
       status: "started",
@@ -94,6 +114,8 @@ export async function runSteps(
       await journal(record, entry, "done", options);
     } catch (error) {
       entry.error = describe(error);
+      const partial = partialResultOf(error);
+      if (partial !== undefined) entry.result = partial;
       if (!record.steps.includes(entry)) record.steps.push(entry);
       try {
         await journal(record, entry, "failed", options);

@@ -144,3 +144,41 @@ Deno.test("an unknown journaled step is reported, not skipped silently", async (
   assert.equal(outcome.failures.length, 1);
   assert.match(String(outcome.failures[0]!.error), /not known to this agent version/);
 });
+
+Deno.test("a partial failure journals what changed, and an abort stops before the next step", async () => {
+  const { options } = world();
+  const r = record();
+  const undone: unknown[] = [];
+  const partial: Step<null, string> = {
+    name: "half",
+    run: () => Promise.reject(Object.assign(new Error("half done"), { partialResult: "did-a" })),
+    undo: (_snapshot, result) => {
+      undone.push(result);
+      return Promise.resolve();
+    },
+  };
+  const outcome = await runSteps(r, [partial], options);
+  assert.equal(outcome.ok, false);
+  assert.equal(r.steps[0]!.result, "did-a");
+  assert.deepEqual(undone, ["did-a"]);
+
+  const controller = new AbortController();
+  const r2 = record();
+  const ran: string[] = [];
+  const first: Step = {
+    name: "first",
+    run: () => {
+      ran.push("first");
+      controller.abort(new Error("SIGTERM"));
+      return Promise.resolve();
+    },
+    undo: () => Promise.resolve(void ran.push("undo first")),
+  };
+  const second: Step = { name: "second", run: () => Promise.resolve(void ran.push("second")) };
+  const aborted = await runSteps(r2, [first, second], { ...options, signal: controller.signal });
+  assert.equal(aborted.ok, false);
+  if (aborted.ok) return;
+  assert.equal(aborted.failed, "second");
+  assert.match(String(aborted.error), /SIGTERM/);
+  assert.deepEqual(ran, ["first", "undo first"]);
+});

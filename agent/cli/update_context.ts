@@ -1,0 +1,144 @@
+/**
+ * Building the update flows' context from a command's context: the real layers,
+ * wired to the configuration and the host.
+ *
+ * @module
+ */
+
+import { assessCompatibility } from "../compat/mod.ts";
+import { denoDeviceFs, type DeviceFs, libcDeviceFs } from "../devices/mod.ts";
+import { AgentError, describeError } from "../errors.ts";
+import { KexecTools } from "../kexec/mod.ts";
+import { kernelContext, openKernel } from "../kernel/mod.ts";
+import { AttemptStore } from "../store/mod.ts";
+import {
+  connectSystemd,
+  type KexecTrigger,
+  managerKexec,
+  type SystemdManager,
+} from "../systemd/mod.ts";
+import { acquireUpdateLock, type HostFacts, type UpdateContext } from "../update/mod.ts";
+import { VERSION } from "../version.ts";
+import type { CommandContext } from "./command.ts";
+
+const startedAt = new Date();
+
+/** The files of `<paths.proc>` the flows read, through libc (Deno needs --allow-all for /proc). */
+function procFacts(fs: DeviceFs, proc: string): HostFacts {
+  const read = (name: string, max = 65_536): string => {
+    const buffer = new Uint8Array(max);
+    const count = fs.read(`${proc}/${name}`, buffer);
+    if (typeof count !== "number") {
+      throw new AgentError(`Cannot read "${proc}/${name}": ${count.errno}.`);
+    }
+    return new TextDecoder().decode(buffer.subarray(0, count));
+  };
+  return {
+    cmdline: () => read("cmdline"),
+    osRelease: () => read("sys/kernel/osrelease", 256).trim(),
+    uptimeSeconds: () => {
+      try {
+        const value = Number(read("uptime", 128).split(/\s+/)[0]);
+        return Number.isFinite(value) ? value : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+/** The kexec trigger the configuration asks for. */
+function trigger(context: CommandContext, manager: SystemdManager): KexecTrigger {
+  const { config } = context.loaded;
+  if (config.kexec.issue === "systemd") return managerKexec(manager, "clean");
+  const [program, ...args] = config.kexec.issue_command;
+  return {
+    async kexec() {
+      const result = await context.host.processes.run(program!, args);
+      if (result.code !== 0) {
+        throw new AgentError(
+          `kexec.issue_command "${program}" failed (exit ${result.code}): ` +
+            `${result.stderr.trim().split("\n").at(-1) ?? ""}`,
+        );
+      }
+    },
+  };
+}
+
+/** Test hook: LIVEUPDATE_AGENT_CRASH_AT="<step>:<status>" kills the agent right after that journal write. */
+function crashHook(context: CommandContext) {
+  const at = context.host.env.get("LIVEUPDATE_AGENT_CRASH_AT");
+  if (!at) return undefined;
+  return (step: string, status: string) => {
+    if (`${step}:${status}` !== at) return;
+    context.log.warning(`LIVEUPDATE_AGENT_CRASH_AT=${at}: killing the agent here (test hook).`);
+    const libc = context.platform.libc();
+    libc.symbols.kill(libc.symbols.getpid(), 9);
+  };
+}
+
+/**
+ * The update context of a command. Connects to systemd lazily, once; the caller
+ * closes it with the returned `close()`.
+ */
+export function createUpdateContext(
+  context: CommandContext,
+): { update: UpdateContext; close(): Promise<void> } {
+  const { config } = context.loaded;
+  const { host, log, platform } = context;
+  let deviceFs: DeviceFs;
+  try {
+    deviceFs = libcDeviceFs(platform.libc());
+  } catch (error) {
+    log.debug(`No libc binding (${describeError(error)}); reading devices through Deno.`);
+    deviceFs = denoDeviceFs;
+  }
+  let manager: Promise<SystemdManager> | undefined;
+  const onJournal = crashHook(context);
+  const facts = procFacts(deviceFs, config.paths.proc);
+  const update: UpdateContext = {
+    config,
+    log,
+    clock: host.clock,
+    fs: host.fs,
+    store: new AttemptStore(host.fs, config.paths.state_dir, config.store.history),
+    facts,
+    openKernel: () =>
+      openKernel(
+        kernelContext(config, { fs: host.fs, libc: platform.libc, log }),
+        config.kernel.backend,
+      ),
+    systemd: () => manager ??= connectSystemd(host, config),
+    deviceFs,
+    deviceLayer: (kernel) => ({ fs: deviceFs, hostFs: host.fs, kernel, log }),
+    kexec: new KexecTools(host.processes, host.fs, {
+      binary: config.kexec.binary,
+      sysfs: config.paths.sysfs,
+      timeoutMs: config.kexec.load_timeout,
+    }),
+    kexecTrigger: (m) => trigger(context, m),
+    compat: () =>
+      assessCompatibility({
+        fs: host.fs,
+        releases: { osRelease: () => facts.osRelease() },
+        config,
+      }),
+    lock: () => {
+      try {
+        Deno.mkdirSync(config.paths.runtime_dir, { recursive: true, mode: 0o700 });
+      } catch {
+        // acquireUpdateLock names the problem.
+      }
+      return acquireUpdateLock(platform.libc(), `${config.paths.runtime_dir}/update.lock`);
+    },
+    agentVersion: VERSION,
+    startedAt,
+    ...(onJournal ? { onJournal } : {}),
+  };
+  return {
+    update,
+    async close() {
+      if (manager) await (await manager.catch(() => undefined))?.close();
+    },
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * `prepare`: preflight, then the journaled steps, then the kexec — what
+ * `systemctl start liveupdate-prepare` runs. Any failure before the kexec rolls
+ * everything back; the host ends where it started.
+ *
+ * @module
+ */
+
+import { describeError } from "../errors.ts";
+import { ExitCode } from "../exit_codes.ts";
+import type { AttemptRecord } from "../store/mod.ts";
+import type { UpdateContext } from "./context.ts";
+import { preflight, type PrepareOptions } from "./preflight.ts";
+import { prepareSteps, undoableSteps } from "./prepare_steps.ts";
+import { closeRecord, newRecord, saveRecord } from "./record.ts";
+import { completeRollback } from "./rollback.ts";
+import { runSteps, undoSteps } from "./steps.ts";
+import { RefusedError, RolledBackError, UpdateFailedError } from "./update_error.ts";
+
+/** Options of {@link runPrepare}. */
+export interface RunPrepareOptions extends PrepareOptions {
+  /** Aborting (SIGTERM) before the kexec rolls the update back. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs a live update up to the kexec. Returns the record when the kexec was issued
+ * (or the update stopped at `prepared` as asked). Throws RefusedError (nothing
+ * changed), RolledBackError (everything undone) or UpdateFailedError.
+ */
+export async function runPrepare(
+  context: UpdateContext,
+  options: RunPrepareOptions = {},
+): Promise<AttemptRecord> {
+  const { log, clock } = context;
+  using _lock = context.lock();
+  const start = clock.monotonic();
+  const checked = await preflight(context, options);
+  const record = newRecord(context, checked.plan, checked.overrides);
+  record.timings.preflight_ms = Math.round(clock.monotonic() - start);
+  const attemptLog = log.with({ attempt: record.id });
+  const flowContext = { ...context, log: attemptLog };
+
+  if (checked.problems.length > 0 || !checked.kernel) {
+    const error = new RefusedError(checked.problems);
+    record.notes.refused = checked.problems;
+    for (const problem of checked.problems) {
+      attemptLog.event("preflight-refused", problem.message, {
+        reason: problem.message,
+        check: problem.check,
+      });
+    }
+    await context.store.ensure().catch(() => {});
+    await closeRecord(flowContext, record, "refused", error.message, ExitCode.Refused);
+    throw error;
+  }
+  for (const override of checked.overrides) attemptLog.warning(`Override: ${override}`);
+
+  try {
+    await context.store.ensure();
+    await saveRecord(context, record);
+  } catch (error) {
+    // Nothing has changed yet: without a durable record the update must not start.
+    throw new RefusedError([{ check: "record", message: describeError(error) }]);
+  }
+  attemptLog.event(
+    "update-started",
+    `Live update ${record.id} started: ${checked.plan.running.release ?? "?"} → ` +
+      `${checked.plan.target.release ?? checked.plan.target.kernel}.`,
+  );
+  const kernel = checked.kernel;
+  const manager = await context.systemd();
+  const steps = prepareSteps(flowContext, checked.plan, kernel, manager);
+  const runOptions = {
+    save: (r: AttemptRecord) => saveRecord(context, r),
+    now: () => clock.now(),
+    ...(context.onJournal ? { onJournal: context.onJournal } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  const outcome = await runSteps(record, steps, {
+    ...runOptions,
+    onJournal: async (step, status) => {
+      if (status === "started") attemptLog.event("step-started", `Step ${step} started.`, { step });
+      if (status === "done") attemptLog.event("step-done", `Step ${step} done.`, { step });
+      if (status === "failed") attemptLog.event("step-failed", `Step ${step} failed.`, { step });
+      await context.onJournal?.(step, status);
+    },
+  });
+  if (!outcome.ok) {
+    const why = `Step "${outcome.failed}" failed: ${describeError(outcome.error)}`;
+    const rolled = await completeRollback(
+      flowContext,
+      record,
+      checked.plan,
+      kernel,
+      manager,
+      why,
+      outcome.undo,
+    );
+    if (rolled.status === "rolled-back") {
+      throw new RolledBackError(rolled.message, { cause: outcome.error });
+    }
+    throw new UpdateFailedError(rolled.message, { cause: outcome.error });
+  }
+
+  record.timings.prepared = clock.now().toISOString();
+  if (checked.plan.stopAtPrepared) {
+    record.status = "prepared";
+    await saveRecord(context, record);
+    attemptLog.notice(
+      "The update is prepared; issue the kexec ('systemctl kexec') or cancel it " +
+        "('liveupdate-agent cancel').",
+    );
+    return record;
+  }
+
+  record.status = "kexec-issued";
+  record.timings.kexec_issued = clock.now().toISOString();
+  record.timings.prepare_ms = Math.round(clock.monotonic() - start);
+  await saveRecord(context, record);
+  await context.onJournal?.("kexec", "started");
+  attemptLog.event("kexec-issued", "Issuing the kexec into the target kernel.");
+  try {
+    await context.kexecTrigger(manager).kexec();
+  } catch (error) {
+    const why = `Issuing the kexec failed: ${describeError(error)}`;
+    attemptLog.error(why);
+    record.status = "rolling-back";
+    await saveRecord(context, record).catch(() => {});
+    const undo = await undoSteps(
+      record,
+      undoableSteps(flowContext, checked.plan, kernel, manager),
+      runOptions,
+    );
+    const rolled = await completeRollback(
+      flowContext,
+      record,
+      checked.plan,
+      kernel,
+      manager,
+      why,
+      undo,
+    );
+    if (rolled.status === "rolled-back") {
+      throw new RolledBackError(rolled.message, { cause: error });
+    }
+    throw new UpdateFailedError(rolled.message, { cause: error });
+  }
+  return record;
+}

@@ -1,0 +1,293 @@
+/**
+ * `finish` and `recover`: look at the journal and the kernel's state and bring
+ * the host to a known state. After a live-update boot that means finishing the
+ * update; after a crash or power loss in the middle of a prepare, finishing its
+ * rollback; after a kexec that never happened (a failed REBOOT callback made
+ * systemd cold-reboot), recording the failure and bringing the services back.
+ * Running it twice changes nothing the second time.
+ *
+ * @module
+ */
+
+import { PHASES } from "../config/mod.ts";
+import { describeError } from "../errors.ts";
+import { ExitCode } from "../exit_codes.ts";
+import { type Kernel, KernelUnsupportedError } from "../kernel/mod.ts";
+import { planPhase, type SystemdManager } from "../systemd/mod.ts";
+import { ATTEMPT_SCHEMA, type AttemptRecord, newAttemptId } from "../store/mod.ts";
+import type { UpdateContext } from "./context.ts";
+import { finishUpdate } from "./finish.ts";
+import type { Plan } from "./plan.ts";
+import { saveRecord } from "./record.ts";
+import { completeRollback, runCancelPhase } from "./rollback.ts";
+import { closeRecord } from "./record.ts";
+import { UpdateFailedError } from "./update_error.ts";
+
+/** What `finish`/`recover` did. */
+export interface Resolution {
+  /** A short name of what was done ("nothing", "finished", "rolled-back", …). */
+  action: string;
+  message: string;
+  exitCode: ExitCode;
+  record?: AttemptRecord;
+}
+
+function emptyPlan(context: UpdateContext, backend: string): Plan {
+  return {
+    backend,
+    target: { kernel: "", initrd: null, cmdline: "", release: null, luoVersion: null },
+    running: { release: null, luoVersion: null, cmdline: "" },
+    compat: { verdict: "unknown", sentence: "", allowed: false, override: false },
+    devices: { supported: false, selected: [], ancestors: [], changes: [] },
+    phases: PHASES.map((phase) => planPhase(context.config, phase)),
+    kexecArgs: [],
+    kexecWasLoaded: null,
+    stopAtPrepared: false,
+    issue: context.config.kexec.issue,
+  };
+}
+
+function adoptedRecord(context: UpdateContext, backend: string): AttemptRecord {
+  const now = context.clock.now().toISOString();
+  return {
+    schema: ATTEMPT_SCHEMA,
+    id: newAttemptId(context.clock.now()),
+    agent_version: context.agentVersion,
+    backend,
+    status: "kexec-issued",
+    created: now,
+    updated: now,
+    kernels: {
+      running: { release: null, luo_version: null },
+      target: { release: null, luo_version: null },
+    },
+    compat: { verdict: "unknown", reason: "No record of the prepare.", override: false },
+    plan: emptyPlan(context, backend) as unknown as Record<string, unknown>,
+    steps: [],
+    timings: { started: now },
+    overrides: [],
+    notes: { adopted: true },
+  };
+}
+
+/** Sets unusable records aside; returns whether the newest record was one of them. */
+async function setAsideUnusable(context: UpdateContext): Promise<string[]> {
+  const { records, unreadable } = await context.store.list();
+  const newest = records[0]?.id ?? "";
+  const aside: string[] = [];
+  for (const bad of unreadable) {
+    const name = bad.path.slice(bad.path.lastIndexOf("/") + 1).replace(/\.json$/, "");
+    const moved = await context.store.setAside(bad.path);
+    context.log.event(
+      "record-unusable",
+      `Attempt record "${bad.path}" cannot be used (${bad.problem}); moved it to "${moved}".`,
+    );
+    if (name > newest) aside.push(moved);
+  }
+  return aside;
+}
+
+/**
+ * Brings the host to a known state from the journal and the kernel's state.
+ * `mode` "finish" is the boot unit's run; "recover" an operator's or the watcher's.
+ */
+export async function resolveUpdate(
+  context: UpdateContext,
+  mode: "finish" | "recover",
+): Promise<Resolution> {
+  const { log } = context;
+  using _lock = context.lock();
+  const lost = await setAsideUnusable(context);
+
+  let kernel: Kernel | undefined;
+  try {
+    kernel = await context.openKernel();
+  } catch (error) {
+    if (!(error instanceof KernelUnsupportedError)) throw error;
+    const open = await context.store.open();
+    if (!open || open.status === "preparing" || open.status === "rolling-back") {
+      if (open) {
+        const message = `Attempt ${open.id} was interrupted and this kernel offers no live ` +
+          `update (${error.message}); its record is closed as failed.`;
+        await closeRecord(context, open, "failed", message, ExitCode.Failed);
+        return { action: "failed", message, exitCode: ExitCode.Failed, record: open };
+      }
+      return {
+        action: "nothing",
+        message: `Nothing to ${mode}: ${error.message}`,
+        exitCode: ExitCode.Success,
+      };
+    }
+    const message = `The update ${open.id} did not happen: the kernel booted without a ` +
+      `live-update interface (${error.message}).`;
+    log.event("update-not-happened", message, { attempt: open.id });
+    const manager = await context.systemd();
+    const problem = await runCancelPhase(context, manager, open.plan as unknown as Plan);
+    if (problem) open.notes.cancel_phase = problem;
+    await closeRecord(context, open, "failed", message, ExitCode.Failed);
+    return { action: "not-happened", message, exitCode: ExitCode.Failed, record: open };
+  }
+
+  const machine = kernel.stateMachine;
+  const state = machine ? await machine.state() : "normal";
+  const open = await context.store.open();
+
+  if (lost.length > 0 && !open) {
+    let action = "nothing";
+    if (machine && state === "prepared") {
+      await machine.cancel();
+      action = "cancelled-kernel";
+    }
+    const message = `The newest attempt record was unusable (set aside: ${lost.join(", ")}). ` +
+      (action === "cancelled-kernel"
+        ? "The kernel was prepared; it is cancelled now. "
+        : `The kernel is in state "${state}". `) +
+      "Services stopped and devices requested by that attempt may need attention: check " +
+      "'liveupdate-agent devices' and the phase units.";
+    log.error(message);
+    return { action, message, exitCode: ExitCode.Failed };
+  }
+
+  if (!open) {
+    if (state === "updated") {
+      const record = adoptedRecord(context, kernel.backend);
+      log.event(
+        "finished-without-record",
+        "The kernel came up in state updated without a record of the prepare; finishing it.",
+      );
+      await context.store.ensure();
+      await saveRecord(context, record);
+      const manager = await context.systemd();
+      await finishUpdate(context, kernel, record, manager);
+      return {
+        action: "finished",
+        message: "Finished an update without a record.",
+        exitCode: 0,
+        record,
+      };
+    }
+    if (state === "prepared") {
+      return {
+        action: "nothing",
+        message: "The kernel is prepared, but not by this agent (no open attempt); leaving it. " +
+          "Cancel it with 'liveupdate-agent cancel' if nobody else will.",
+        exitCode: ExitCode.Success,
+      };
+    }
+    return { action: "nothing", message: `Nothing to ${mode}.`, exitCode: ExitCode.Success };
+  }
+
+  const recordLog = log.with({ attempt: open.id });
+  const flowContext = { ...context, log: recordLog };
+  const plan = open.plan as unknown as Plan;
+  const manager: SystemdManager = await context.systemd();
+
+  switch (open.status) {
+    case "preparing":
+    case "rolling-back": {
+      const why = `Attempt ${open.id} was interrupted ("${open.status}"; the agent stopped or ` +
+        "the machine lost power).";
+      recordLog.event("recovered", why);
+      const rolled = await completeRollback(flowContext, open, plan, kernel, manager, why);
+      return {
+        action: rolled.status,
+        message: rolled.message,
+        exitCode: rolled.exitCode,
+        record: open,
+      };
+    }
+    case "prepared":
+      if (state === "prepared") {
+        return {
+          action: "nothing",
+          message: `Attempt ${open.id} is prepared and waits for the kexec or a cancel.`,
+          exitCode: ExitCode.Success,
+          record: open,
+        };
+      }
+      if (state === "updated") break;
+      {
+        const why = `Attempt ${open.id} was prepared, but the kernel is in state "${state}" ` +
+          "now (the machine rebooted, or someone cancelled the kernel).";
+        recordLog.event("recovered", why);
+        const rolled = await completeRollback(
+          flowContext,
+          open,
+          plan,
+          kernel,
+          manager,
+          why,
+          undefined,
+          "failed",
+        );
+        return {
+          action: rolled.status,
+          message: rolled.message,
+          exitCode: rolled.exitCode,
+          record: open,
+        };
+      }
+    case "kexec-issued":
+      if (state === "updated") break;
+      if (state === "prepared") {
+        const why = `Attempt ${open.id} issued the kexec, but this kernel is still prepared: ` +
+          "the kexec did not start.";
+        recordLog.event("recovered", why);
+        const rolled = await completeRollback(flowContext, open, plan, kernel, manager, why);
+        return {
+          action: rolled.status,
+          message: rolled.message,
+          exitCode: rolled.exitCode,
+          record: open,
+        };
+      }
+      {
+        const why = `The live update ${open.id} did not happen: the kexec was issued, but the ` +
+          "kernel is in state normal (the kexec failed, or a REBOOT callback failed and the " +
+          "machine was cold-rebooted, so the preserved devices were reset).";
+        recordLog.event("update-not-happened", why);
+        const rolled = await completeRollback(
+          flowContext,
+          open,
+          plan,
+          kernel,
+          manager,
+          why,
+          undefined,
+          "failed",
+        );
+        return {
+          action: "not-happened",
+          message: rolled.message,
+          exitCode: ExitCode.Failed,
+          record: open,
+        };
+      }
+    case "finishing":
+      break;
+    default:
+      return { action: "nothing", message: `Nothing to ${mode}.`, exitCode: ExitCode.Success };
+  }
+
+  try {
+    await finishUpdate(flowContext, kernel, open, manager);
+    return {
+      action: "finished",
+      message: open.outcome?.message ?? "Finished.",
+      exitCode: ExitCode.Success,
+      record: open,
+    };
+  } catch (error) {
+    if (error instanceof UpdateFailedError) {
+      return {
+        action: "finished-with-errors",
+        message: error.message,
+        exitCode: error.exitCode,
+        record: open,
+      };
+    }
+    throw new UpdateFailedError(`Finishing attempt ${open.id} failed: ${describeError(error)}`, {
+      cause: error,
+    });
+  }
+}
