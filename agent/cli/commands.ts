@@ -16,6 +16,7 @@ import {
   prepareCommand,
   recoverCommand,
 } from "./update_commands.ts";
+import { watchCommand } from "./watch_command.ts";
 
 /** Every command of `liveupdate-agent`. */
 export const COMMANDS: readonly Command[] = [
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   finishCommand,
   cancelCommand,
   recoverCommand,
+  watchCommand,
   devicesCommand,
   configCommand,
   fleetCommand,
