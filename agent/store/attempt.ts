@@ -41,7 +41,10 @@ export interface StepEntry {
   undo?: unknown;
   /** What the step changed or found (recorded when it is done). */
   result?: unknown;
+  /** Why the step failed (kept after its undo, so the journal still says). */
   error?: string;
+  /** Why undoing the step failed, while it is not undone. */
+  undo_error?: string;
 }
 
 /** A kernel as the record knows it. */

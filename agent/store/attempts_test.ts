@@ -60,6 +60,9 @@ Deno.test("list is newest first; open finds the unfinished newest attempt", asyn
     ]);
     assert.deepEqual(unreadable, []);
     assert.equal((await store.open())?.id, "20261125T210000Z-bbbbbb");
+    // A refused attempt (it changed nothing) does not hide the open one.
+    await store.save(attempt("20261125T213000Z-refuse", "refused"), now);
+    assert.equal((await store.open())?.id, "20261125T210000Z-bbbbbb");
     await store.save(attempt("20261125T220000Z-cccccc", "failed"), now);
     assert.equal(await store.open(), undefined);
   });

@@ -13,11 +13,17 @@
 import { createUpdateContext } from "../../agent/cli/update_context.ts";
 import { loadConfig } from "../../agent/config/mod.ts";
 import { createLogger } from "../../agent/log/mod.ts";
-import { createTestHost, type Libc, openLibc, type TestHost } from "../../agent/host/mod.ts";
+import {
+  createTestHost,
+  type FileSystem,
+  type Libc,
+  openLibc,
+  type TestHost,
+} from "../../agent/host/mod.ts";
 import { SystemdManager } from "../../agent/systemd/mod.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
 import type { AttemptRecord } from "../../agent/store/mod.ts";
-import type { UpdateContext } from "../../agent/update/mod.ts";
+import { acquireUpdateLock, type UpdateContext } from "../../agent/update/mod.ts";
 import { fakeBzImage } from "../kho/bzimage.ts";
 import { type Sim, startSim } from "../sim/harness.ts";
 import { type SimTree, writeUdevDb } from "../sim/tree.ts";
@@ -103,9 +109,28 @@ export interface RigOptions {
   targetVersion?: string;
   /** The command line the running kernel reports. */
   cmdline?: string;
-  /** The kexec stand-in's exit code for loads (and an optional delay). */
+  /** The kexec stand-in's exit code for loads (and an optional delay in seconds). */
   kexecExit?: number;
   kexecSleep?: number;
+}
+
+/** How the kexec stand-in behaves for loads (`kexec -s -l`). */
+export interface KexecBehaviour {
+  /** Exit code of a load (default 0: loaded). */
+  exit?: number;
+  /** Seconds a load takes before it ends as `exit` says. */
+  sleep?: number;
+  /** The load never ends (it must be killed: the agent's load timeout). */
+  hang?: boolean;
+}
+
+/** Options of {@link UpdateRig.context}. */
+export interface RigContextOptions {
+  onJournal?: UpdateContext["onJournal"];
+  /** Wraps the host's file system (fault injection: a full disk, a read-only directory). */
+  fs?: (fs: FileSystem) => FileSystem;
+  /** Replaces the simulated kexec the trigger issues (a KExec call that fails). */
+  trigger?: () => Promise<void>;
 }
 
 /** The rehearsal host. */
@@ -118,8 +143,22 @@ export interface UpdateRig extends AsyncDisposable {
   proc: string;
   /** The kexec stand-in's log (one line per call: its arguments). */
   kexecLog(): Promise<string[]>;
+  /** Whether a kexec kernel is loaded (a load succeeded and no unload or reboot followed). */
+  kexecLoaded(): Promise<boolean>;
+  /** Changes how the kexec stand-in answers loads. */
+  setKexec(behaviour: KexecBehaviour): Promise<void>;
+  /** Writes the drop-in `60-case.toml` after the rig's own ("" removes it). */
+  setConfig(toml: string): Promise<void>;
+  /** Writes (or with "" removes) the LUO version metadata of the running and the target kernel. */
+  setVersions(running: string, target: string): Promise<void>;
+  /** The running kernel's command line as `<proc>/cmdline` reports it. */
+  setCmdline(cmdline: string): Promise<void>;
+  /** The path of the update lock. */
+  lockPath: string;
+  /** Whether some process holds the update lock. */
+  lockHeld(): boolean;
   /** A fresh update context (as `liveupdate-agent` builds it) with the simulator's kexec. */
-  context(options?: { onJournal?: UpdateContext["onJournal"] }): Promise<RigContext>;
+  context(options?: RigContextOptions): Promise<RigContext>;
   /** An ActiveState per unit, through the manager. */
   unitStates(names: readonly string[]): Promise<Record<string, string>>;
   /** Starts units (the test's own way to set the scene). */
@@ -173,28 +212,53 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
     await write(`${proc}/sys/kernel/osrelease`, `${RUNNING_RELEASE}\n`);
     await write(`${proc}/uptime`, "1234.56 2000.00\n");
     const modules = `${dir}/modules`;
-    const runningVersion = options.runningVersion ?? "1.0";
-    const targetVersion = options.targetVersion ?? "1.0";
-    if (runningVersion) {
-      await write(
-        `${modules}/${RUNNING_RELEASE}/liveupdate-abi`,
-        `LUO_VERSION=${runningVersion}\n`,
-      );
-    }
-    if (targetVersion) {
-      await write(`${modules}/${TARGET_RELEASE}/liveupdate-abi`, `LUO_VERSION=${targetVersion}\n`);
-    }
     const kernel = `${dir}/boot/vmlinuz-${TARGET_RELEASE}`;
     await write(kernel, fakeBzImage({ version: `${TARGET_RELEASE} (rig@test) #1 SMP` }));
     await write(`${dir}/boot/initrd.img-${TARGET_RELEASE}`, "initrd");
+    // The kexec stand-in: logs its arguments, keeps "loaded" in a file, and answers
+    // loads as the files kexec.{exit,sleep,hang} say (see setKexec).
     const kexec = `${dir}/bin/kexec`;
     await write(
       kexec,
-      `#!/bin/sh\necho "$@" >> "${dir}/kexec.log"\n` +
-        (options.kexecSleep ? `sleep ${options.kexecSleep}\n` : "") +
-        `case "$1 $2" in "-s -l") exit ${options.kexecExit ?? 0};; esac\nexit 0\n`,
+      [
+        "#!/bin/sh",
+        `d="${dir}"`,
+        'echo "$@" >> "$d/kexec.log"',
+        'case "$1 $2" in',
+        '"-s -l")',
+        '  if [ -f "$d/kexec.hang" ]; then exec sleep 600; fi',
+        '  if [ -f "$d/kexec.sleep" ]; then sleep "$(cat "$d/kexec.sleep")"; fi',
+        '  code=$(cat "$d/kexec.exit" 2>/dev/null || echo 0)',
+        '  if [ "$code" = 0 ]; then : > "$d/kexec.loaded"; else',
+        '    echo "kexec_file_load failed: Invalid argument" >&2; fi',
+        '  exit "$code";;',
+        '"-s -u") rm -f "$d/kexec.loaded"; exit 0;;',
+        "esac",
+        "exit 0",
+        "",
+      ].join("\n"),
       0o755,
     );
+    const setKexec = async (behaviour: KexecBehaviour) => {
+      for (const name of ["exit", "sleep", "hang"]) {
+        await Deno.remove(`${dir}/kexec.${name}`).catch(() => {});
+      }
+      if (behaviour.exit) await write(`${dir}/kexec.exit`, `${behaviour.exit}\n`);
+      if (behaviour.sleep) await write(`${dir}/kexec.sleep`, `${behaviour.sleep}\n`);
+      if (behaviour.hang) await write(`${dir}/kexec.hang`, "");
+    };
+    await setKexec({
+      ...(options.kexecExit ? { exit: options.kexecExit } : {}),
+      ...(options.kexecSleep ? { sleep: options.kexecSleep } : {}),
+    });
+    const setVersions = async (running: string, target: string) => {
+      for (const [release, version] of [[RUNNING_RELEASE, running], [TARGET_RELEASE, target]]) {
+        const file = `${modules}/${release}/liveupdate-abi`;
+        if (version) await write(file, `LUO_VERSION=${version}\n`);
+        else await Deno.remove(file).catch(() => {});
+      }
+    };
+    await setVersions(options.runningVersion ?? "1.0", options.targetVersion ?? "1.0");
     const issue = `${dir}/bin/issue-kexec`;
     await write(issue, `#!/bin/sh\nprintf kexec > "${sim.root}/.luo-sim/control"\n`, 0o755);
     const configRoot = `${dir}/root`;
@@ -237,6 +301,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
     );
     const theSim = sim;
     const theSystemd = systemd;
+    const lockPath = `${dir}/run/update.lock`;
     const rig: UpdateRig = {
       sim: theSim,
       systemd: theSystemd,
@@ -245,6 +310,33 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
       stateDir,
       proc,
       libc,
+      lockPath,
+      lockHeld() {
+        try {
+          acquireUpdateLock(libc, lockPath).release();
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      async kexecLoaded() {
+        try {
+          await Deno.stat(`${dir}/kexec.loaded`);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      setKexec,
+      async setConfig(toml) {
+        const file = `${configRoot}/etc/liveupdate/config.d/60-case.toml`;
+        if (toml) await write(file, toml);
+        else await Deno.remove(file).catch(() => {});
+      },
+      setVersions,
+      async setCmdline(cmdline) {
+        await write(`${proc}/cmdline`, cmdline);
+      },
       async kexecLog() {
         try {
           return (await Deno.readTextFile(`${dir}/kexec.log`)).trim().split("\n").filter(Boolean);
@@ -255,6 +347,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
       async context(contextOptions = {}) {
         const loaded = await loadConfig(Deno, { root: configRoot });
         const host = createTestHost({ dbus: dbusNextConnector });
+        if (contextOptions.fs) host.fs = contextOptions.fs(host.fs);
         const log = createLogger({
           output: host.stderr,
           format: "text",
@@ -274,7 +367,8 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           kexecTrigger: () => ({
             kexec: async () => {
               calls++;
-              await rig.kexec();
+              if (contextOptions.trigger) await contextOptions.trigger();
+              else await rig.kexec();
             },
           }),
           ...(contextOptions.onJournal ? { onJournal: contextOptions.onJournal } : {}),
@@ -306,6 +400,11 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
       },
       async kexec(kexecOptions) {
         const result = await theSim.kexec(kexecOptions);
+        // A reboot (live, plain or cold) leaves no kexec kernel loaded; a kexec that
+        // failed without the fallback leaves the old kernel running, with it loaded.
+        if (result.reboot !== "failed" || result.fallback === "cold") {
+          await Deno.remove(`${dir}/kexec.loaded`).catch(() => {});
+        }
         if (result.reboot === "live") {
           await Deno.writeTextFile(`${proc}/sys/kernel/osrelease`, `${TARGET_RELEASE}\n`);
           await Deno.writeTextFile(`${proc}/uptime`, "3.50 6.00\n");
