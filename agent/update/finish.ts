@@ -17,7 +17,7 @@ import type { AttemptRecord, StepEntry } from "../store/mod.ts";
 import { runPhase, type SystemdManager } from "../systemd/mod.ts";
 import type { UpdateContext } from "./context.ts";
 import type { Plan } from "./plan.ts";
-import { closeRecord, saveRecord } from "./record.ts";
+import { closeRecord, noteFailure, saveRecord } from "./record.ts";
 import { UpdateFailedError } from "./update_error.ts";
 
 interface FinishStep {
@@ -139,8 +139,12 @@ export async function finishUpdate(
           incoming,
         );
         if (!handover.matches && incoming.status === "present") problems.push(handover.sentence);
+        const result = { booted, expected, handover: handover.sentence, problems };
+        if (problems.length === 0) return result;
+        // Reported loudly, and the attempt ends failed (a fleet rollout halts), but the
+        // update is finished all the same: the kernel cannot go back.
         for (const problem of problems) log.event("version-mismatch", problem);
-        return { booted, expected, handover: handover.sentence, problems };
+        throw Object.assign(new Error(problems.join(" ")), { partialResult: result });
       },
     },
     {
@@ -203,6 +207,9 @@ export async function finishUpdate(
     } catch (error) {
       entry.status = "failed";
       entry.error = describeError(error);
+      const partial = (error as { partialResult?: unknown }).partialResult;
+      if (partial !== undefined) entry.result = partial;
+      noteFailure(record, step.name, error);
       failures.push(`${step.name}: ${entry.error}`);
       log.event("step-failed", `Step ${step.name} failed: ${entry.error}`, { step: step.name });
     }
