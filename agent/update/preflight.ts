@@ -133,7 +133,8 @@ export async function preflight(
       );
     }
     const { records, unreadable } = await context.store.list();
-    const newest = records[0] ? context.store.pathOf(records[0].id) : "";
+    const newestRecord = records.find((record) => record.status !== "refused");
+    const newest = newestRecord ? context.store.pathOf(newestRecord.id) : "";
     for (const bad of unreadable) {
       if (bad.path <= newest) continue;
       problem(

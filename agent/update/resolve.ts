@@ -10,6 +10,7 @@
  */
 
 import { PHASES } from "../config/mod.ts";
+import { ownershipStoreFor, undoReconcile } from "../devices/mod.ts";
 import { describeError } from "../errors.ts";
 import { ExitCode } from "../exit_codes.ts";
 import { type Kernel, KernelUnsupportedError } from "../kernel/mod.ts";
@@ -72,7 +73,9 @@ function adoptedRecord(context: UpdateContext, backend: string): AttemptRecord {
 /** Sets unusable records aside; returns whether the newest record was one of them. */
 async function setAsideUnusable(context: UpdateContext): Promise<string[]> {
   const { records, unreadable } = await context.store.list();
-  const newest = records[0]?.id ?? "";
+  // Refused attempts changed nothing: a damaged record older than one is still the
+  // newest that may have been an update in progress.
+  const newest = records.find((record) => record.status !== "refused")?.id ?? "";
   const aside: string[] = [];
   for (const bad of unreadable) {
     const name = bad.path.slice(bad.path.lastIndexOf("/") + 1).replace(/\.json$/, "");
@@ -90,8 +93,9 @@ async function setAsideUnusable(context: UpdateContext): Promise<string[]> {
  * After the open attempt's record turned out unusable (set aside): without its
  * journal the agent cannot know exactly what the attempt changed, so it brings the
  * host to a safe state — the kernel cancelled if prepared, no kexec kernel loaded,
- * phase "cancel" run so workloads come back — and records that in a new attempt
- * record (status "failed") naming what the operator should check.
+ * the devices the agent requested given back, phase "cancel" run so workloads come
+ * back — and records that in a new attempt record (status "failed") naming the
+ * units the operator should check.
  */
 async function recoverWithoutRecord(
   context: UpdateContext,
@@ -118,6 +122,34 @@ async function recoverWithoutRecord(
   } catch (error) {
     problems.push(`unloading the kexec kernel failed: ${describeError(error)}`);
   }
+  // Only an update's request-devices step makes the agent request devices, and every
+  // attempt that ends gives its requests back (rollback) or forgets them (finish):
+  // with no attempt open, what the ownership record lists was that attempt's doing.
+  if (kernel.devices) {
+    const store = ownershipStoreFor(context.config, context.fs);
+    try {
+      const owned = await store.load();
+      if (owned.size > 0) {
+        await undoReconcile({
+          kernel: kernel.devices,
+          store,
+          undo: {
+            changes: [...owned].map(([path, device]) => ({
+              path,
+              id: device.id,
+              from: false,
+              to: true,
+              reason: "selected" as const,
+            })),
+            ownedBefore: [],
+          },
+        });
+        done.push(`gave back the agent's request of ${owned.size} device(s)`);
+      }
+    } catch (error) {
+      problems.push(`giving back the requested devices failed: ${describeError(error)}`);
+    }
+  }
   const plan = emptyPlan(context, kernel.backend);
   try {
     const problem = await runCancelPhase(context, await context.systemd(), plan);
@@ -134,7 +166,7 @@ async function recoverWithoutRecord(
     `changed. It ${done.length ? done.join(", ") : "changed nothing"}` +
     (problems.length ? `; but ${problems.join("; ")}` : "") + ". Check the units of phases " +
     `"prepare" and "reboot"${check.length ? ` (${check.join(", ")})` : ""} and the devices ` +
-    "still requested ('liveupdate-agent devices'); then a new update can start.";
+    "('liveupdate-agent devices'); then a new update can start.";
   log.event("record-unusable", message);
   const record = adoptedRecord(context, kernel.backend);
   record.notes = {
