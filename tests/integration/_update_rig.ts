@@ -23,7 +23,7 @@ import {
 import { SystemdManager } from "../../agent/systemd/mod.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
 import type { AttemptRecord } from "../../agent/store/mod.ts";
-import { acquireUpdateLock, type UpdateContext } from "../../agent/update/mod.ts";
+import { acquireUpdateLock, BusyError, type UpdateContext } from "../../agent/update/mod.ts";
 import { fakeBzImage } from "../kho/bzimage.ts";
 import { type Sim, startSim } from "../sim/harness.ts";
 import { type SimTree, writeUdevDb } from "../sim/tree.ts";
@@ -313,10 +313,16 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
       lockPath,
       lockHeld() {
         try {
+          Deno.statSync(lockPath);
+        } catch {
+          return false; // never taken
+        }
+        try {
           acquireUpdateLock(libc, lockPath).release();
           return false;
-        } catch {
-          return true;
+        } catch (error) {
+          if (error instanceof BusyError) return true;
+          throw error;
         }
       },
       async kexecLoaded() {
