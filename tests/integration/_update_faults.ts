@@ -190,3 +190,20 @@ export function undoneThrough(failed: string): string[] {
 }
 
 export { RUNNING_RELEASE, TARGET_RELEASE };
+
+/** The case names the README's "Fault matrix" table lists (its first column). */
+export async function readmeFaultCases(): Promise<Set<string>> {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const start = readme.indexOf("\n## Fault matrix");
+  assert.ok(start >= 0, 'the README has a "Fault matrix" section');
+  const end = readme.indexOf("\n## ", start + 1);
+  const rows = readme.slice(start, end < 0 ? undefined : end).split("\n")
+    .filter((line) => line.startsWith("| ") && !line.startsWith("| ---"));
+  return new Set(rows.map((row) => row.slice(2, row.indexOf(" | ")).trim()));
+}
+
+/** Asserts the README's fault matrix lists every case of a test file. */
+export async function assertListedInReadme(names: readonly string[]): Promise<void> {
+  const listed = await readmeFaultCases();
+  assert.deepEqual(names.filter((name) => !listed.has(name)), [], "cases missing in the README");
+}

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { ExitCode } from "../../agent/exit_codes.ts";
 import { sockaddrUn } from "../../agent/host/unix_datagram.ts";
-import { assertConsistent, hostState, resetRig } from "./_update_faults.ts";
+import { assertConsistent, assertListedInReadme, hostState, resetRig } from "./_update_faults.ts";
 import {
   RUNNING_RELEASE,
   SMALL,
@@ -234,4 +234,13 @@ Deno.test("watch: READY=1, a state change in its log and STATUS=, SIGTERM stops 
     }
     socket.close();
   }
+});
+
+Deno.test("the README's fault matrix lists every case of this file", async () => {
+  await assertListedInReadme([
+    "a good plan",
+    "a bad plan: incompatible target, no kho, a missing unit",
+    "a bad plan while an update is prepared",
+    "watch: READY=1, a state change in its log and STATUS=, SIGTERM stops it",
+  ]);
 });

@@ -12,6 +12,7 @@ import { ExitCode } from "../../agent/exit_codes.ts";
 import { runPrepare } from "../../agent/update/mod.ts";
 import {
   assertConsistent,
+  assertListedInReadme,
   assertRecord,
   type HostState,
   hostState,
@@ -331,4 +332,8 @@ Deno.test("killed agent, signals and damaged records", async (t) => {
       await run(rig, before);
     });
   }
+});
+
+Deno.test("the README's fault matrix lists every case of this file", async () => {
+  await assertListedInReadme(CASES.map(([name]) => name));
 });

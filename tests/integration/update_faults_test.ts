@@ -22,6 +22,7 @@ import {
 import { writeUdevDb } from "../sim/tree.ts";
 import {
   assertConsistent,
+  assertListedInReadme,
   assertRecord,
   type HostState,
   hostState,
@@ -564,4 +565,8 @@ Deno.test("prepare fault matrix", async (t) => {
       await run(rig, before);
     });
   }
+});
+
+Deno.test("the README's fault matrix lists every case of this file", async () => {
+  await assertListedInReadme(CASES.map(([name]) => name));
 });

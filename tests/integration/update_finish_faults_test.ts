@@ -11,6 +11,7 @@ import { ExitCode } from "../../agent/exit_codes.ts";
 import { resolveUpdate, runPrepare, type RunPrepareOptions } from "../../agent/update/mod.ts";
 import {
   assertConsistent,
+  assertListedInReadme,
   assertRecord,
   type HostState,
   hostState,
@@ -275,4 +276,8 @@ Deno.test("kexec and finish fault matrix", async (t) => {
       await run(rig, before);
     });
   }
+});
+
+Deno.test("the README's fault matrix lists every case of this file", async () => {
+  await assertListedInReadme(CASES.map(([name]) => name));
 });
