@@ -113,7 +113,10 @@ export async function runPrepare(
     throw new UpdateFailedError(rolled.message, { cause: error });
   };
   if (!outcome.ok) {
-    const why = `Step "${outcome.failed}" failed: ${describeError(outcome.error)}`;
+    const stopped = options.signal?.aborted && outcome.error === options.signal.reason;
+    const why = stopped
+      ? `Stopped at step "${outcome.failed}": ${describeError(outcome.error)}`
+      : `Step "${outcome.failed}" failed: ${describeError(outcome.error)}`;
     return await rollBack(outcome.failed, outcome.error, why, outcome.undo);
   }
 

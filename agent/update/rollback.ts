@@ -101,9 +101,15 @@ export async function completeRollback(
       ...(context.onJournal ? { onJournal: context.onJournal } : {}),
     });
   }
-  const cancelProblem = await runCancelPhase(context, manager, plan);
+  const undone = [...(previous?.undone ?? []), ...undo.undone];
+  // Phase "cancel" brings workloads back; when no step had begun to act (stopped
+  // before the first, or its snapshot failed), nothing was touched and it is skipped.
+  const acted = record.steps.some((entry) =>
+    entry.status !== "undone" || undone.includes(entry.name)
+  );
+  const cancelProblem = acted ? await runCancelPhase(context, manager, plan) : undefined;
   const notes: RollbackNotes = {
-    undone: [...(previous?.undone ?? []), ...undo.undone],
+    undone,
     failures: undo.failures.map((f) => ({ step: f.step, error: describeError(f.error) })),
     ...(cancelProblem ? { cancel_phase: cancelProblem } : {}),
     final,

@@ -526,6 +526,22 @@ const CASES: Case[] = [
       message: /D-Bus/,
     });
   }],
+  ["SIGTERM before the first step", async (rig, before) => {
+    const controller = new AbortController();
+    controller.abort(new Error("The agent received SIGTERM before the kexec."));
+    const run = await prepare(rig, { signal: controller.signal });
+    assert.ok(run.error instanceof RolledBackError, String(run.error));
+    assert.match(run.error.message, /Stopped at step "request-devices": .*SIGTERM/);
+    // Nothing had been touched: not even phase "cancel" runs.
+    await assertConsistent(rig, before, { cancelPhase: false });
+    assert.deepEqual(await rig.kexecLog(), []);
+    assertRecord(await lastRecord(rig), {
+      status: "rolled-back",
+      step: "request-devices",
+      message: /SIGTERM/,
+      undone: [],
+    });
+  }],
   ["a second prepare while one runs", async (rig, before) => {
     let release!: () => void;
     const held = new Promise<void>((r) => release = r);
