@@ -8,6 +8,7 @@
 import { ExitCode } from "../exit_codes.ts";
 import { type FleetRuntimeState, readFleetState } from "../fleet/mod.ts";
 import type { Command } from "./command.ts";
+import { attemptsText, type StatusAttempts, statusAttempts } from "./status_attempts.ts";
 import { gatherStatus, type StatusKernelSide, type StatusReport } from "./status_report.ts";
 
 export { STATUS_JSON_VERSION } from "./status_report.ts";
@@ -112,18 +113,25 @@ export const statusCommand: Command = {
         group: config.fleet.group,
         state: fleetState ?? null,
       },
+      attempts: await statusAttempts(context.host.fs, config),
     };
     const { stdout } = context.host;
     if (args.values.json) stdout.write(JSON.stringify(report, null, 2) + "\n");
     else {
       stdout.write(
         renderText(report) +
-          line("Fleet", fleetLine(report.fleet.backend, report.fleet.group, fleetState)) + "\n",
+          line("Fleet", fleetLine(report.fleet.backend, report.fleet.group, fleetState)) + "\n" +
+          attemptsLines(report.attempts),
       );
     }
     return ExitCode.Success;
   },
 };
+
+function attemptsLines(section: StatusAttempts): string {
+  const { label, lines } = attemptsText(section);
+  return [line("Attempts", label), ...lines.map(more)].join("\n") + "\n";
+}
 
 function fleetLine(
   backend: string,

@@ -3,6 +3,7 @@ import { buildFdt, khoTree, versionProperty } from "../../tests/kho/fdt_builder.
 import { fakeBzImage } from "../../tests/kho/bzimage.ts";
 import { generateTree, writePlainSysfs } from "../../tests/sim/tree.ts";
 import { createTestHost } from "../host/mod.ts";
+import { ATTEMPT_SCHEMA, type AttemptRecord, type AttemptStatus } from "../store/mod.ts";
 import { runCli } from "./run.ts";
 import type { Platform } from "./platform.ts";
 
@@ -31,6 +32,7 @@ async function hostDir(): Promise<string> {
       "[paths]",
       `sysfs = "${root}/sys"`,
       `debugfs = "${root}/debug"`,
+      `state_dir = "${root}/state"`,
       "[kernel]",
       `device = "${root}/dev/liveupdate"`,
       "[compat]",
@@ -134,6 +136,105 @@ Deno.test("status reports a garbled state file and a malformed handover without 
     assert.match(report.kernel.reason, /holds "garbage\\n", not a live-update state/);
     assert.equal(report.handover.status, "invalid");
     assert.match(report.handover.detail, /is not a valid device tree/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+function attempt(id: string, status: AttemptStatus, notes: Record<string, unknown> = {}) {
+  const record: AttemptRecord = {
+    schema: ATTEMPT_SCHEMA,
+    id,
+    agent_version: "0.1.0",
+    backend: "rfc-v1",
+    status,
+    created: "2026-11-25T20:00:00.000Z",
+    updated: "2026-11-25T20:00:01.000Z",
+    kernels: {
+      running: { release: "6.14.0-old", luo_version: "1.0" },
+      target: { release: "6.15.0-new", luo_version: "1.1" },
+    },
+    compat: { verdict: "compatible", reason: "", override: false },
+    plan: {},
+    steps: [],
+    timings: {},
+    overrides: [],
+    notes,
+  };
+  if (status !== "preparing") {
+    record.outcome = { result: status, message: `It ${status}.`, exit_code: 6, at: "" };
+  }
+  return JSON.stringify(record);
+}
+
+Deno.test("status lists the last attempts, the open one and damaged records", async () => {
+  const root = await hostDir();
+  try {
+    const dir = `${root}/state/attempts`;
+    await Deno.mkdir(dir, { recursive: true });
+    const empty = createTestHost();
+    assert.equal(await runCli(["status", `--config-root=${root}`], empty, { platform }), 0);
+    assert.match(empty.stdout.text(), /\n {3}Attempts: none yet\n/);
+
+    const files: Record<string, string> = {
+      "20261125T200000.000Z-aaaaaa.json": attempt("20261125T200000.000Z-aaaaaa", "rolled-back", {
+        failure: { step: "phase-prepare", error: "x" },
+      }),
+      "20261125T210000.000Z-bbbbbb.json": attempt("20261125T210000.000Z-bbbbbb", "preparing"),
+      "20261125T213000.000Z-cccccc.json": attempt("20261125T213000.000Z-cccccc", "refused"),
+      "20261125T190000.000Z-dddddd.json": '{"schema": 1, "id": ',
+    };
+    for (const [name, text] of Object.entries(files)) {
+      await Deno.writeTextFile(`${dir}/${name}`, text);
+    }
+
+    const host = createTestHost();
+    assert.equal(await runCli(["status", `--config-root=${root}`], host, { platform }), 0);
+    const text = host.stdout.text();
+    assert.match(
+      text,
+      /\n {3}Attempts: 20261125T210000\.000Z-bbbbbb is open — 'liveupdate-agent recover'/,
+    );
+    assert.match(text, /\n {13}20261125T213000\.000Z-cccccc refused → 6\.15\.0-new\n/);
+    assert.match(
+      text,
+      /\n {13}20261125T200000\.000Z-aaaaaa rolled-back → 6\.15\.0-new \(step phase-prepare\)\n/,
+    );
+    assert.match(
+      text,
+      /\n {13}damaged: .*20261125T190000\.000Z-dddddd\.json \(it is not valid JSON/,
+    );
+
+    const json = createTestHost();
+    assert.equal(
+      await runCli(["status", "--json", `--config-root=${root}`], json, { platform }),
+      0,
+    );
+    const { attempts } = JSON.parse(json.stdout.text());
+    assert.equal(attempts.dir, dir);
+    assert.equal(attempts.open, "20261125T210000.000Z-bbbbbb");
+    assert.deepEqual(attempts.recent.map((a: { id: string }) => a.id.slice(-6)), [
+      "cccccc",
+      "bbbbbb",
+      "aaaaaa",
+    ]);
+    assert.deepEqual(attempts.recent[2], {
+      id: "20261125T200000.000Z-aaaaaa",
+      status: "rolled-back",
+      created: "2026-11-25T20:00:00.000Z",
+      updated: "2026-11-25T20:00:01.000Z",
+      target: "6.15.0-new",
+      result: "rolled-back",
+      message: "It rolled-back.",
+      failedStep: "phase-prepare",
+    });
+    assert.equal(attempts.unreadable.length, 1);
+    assert.equal(attempts.problem, null);
+    // Reading changed nothing.
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
+      Object.keys(files).sort(),
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }
