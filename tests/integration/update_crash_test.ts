@@ -186,6 +186,27 @@ const CASES: Case[] = [
       await recoverAgainChangesNothing(rig);
     },
   ]),
+  ...["prepare-kernel:undone", "phase-prepare:undoing"].map((at): Case => [
+    `killed (SIGKILL) during the rollback at ${at}, then recover completes it`,
+    async (rig, before) => {
+      await rig.setConfig('[phases.reboot]\nstart = ["broken.service"]\n');
+      await prepareKilledAt(rig, at);
+      const open = await lastRecord(rig);
+      assert.equal(open.status, "rolling-back");
+      assert.equal((open.notes.failure as { step: string }).step, "phase-reboot");
+      const recover = await agent(rig, ["recover", "--json"]);
+      assert.equal(recover.code, ExitCode.RolledBack, recover.stderr);
+      await assertConsistent(rig, before, { cancelPhase: true, failed: ["broken.service"] });
+      const record = await lastRecord(rig);
+      assertRecord(record, {
+        status: "rolled-back",
+        step: "phase-reboot",
+        message: /failed at step "phase-reboot" .*broken\.service.*completed now/,
+      });
+      assert.ok(record.steps.every((s) => s.status === "undone"), "every step undone");
+      await recoverAgainChangesNothing(rig);
+    },
+  ]),
   ["SIGTERM while a phase waits for a slow unit", async (rig, before) => {
     await rig.setConfig('[phases.prepare]\nstart = ["slow.service"]\ntimeout = "120s"\n');
     const child = new Deno.Command(Deno.execPath(), {
