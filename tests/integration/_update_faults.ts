@@ -9,8 +9,7 @@
 import assert from "node:assert/strict";
 import { PHASES } from "../../agent/config/mod.ts";
 import type { AttemptRecord } from "../../agent/store/mod.ts";
-import { sampleUnits, smallTree, TARGET_RELEASE, type UpdateRig } from "./_update_rig.ts";
-import { RUNNING_RELEASE } from "./_update_rig.ts";
+import { RUNNING_RELEASE, sampleUnits, smallTree, type UpdateRig } from "./_update_rig.ts";
 
 /** The rig's sample services. */
 export const SERVICES: readonly string[] = Object.keys(sampleUnits());
@@ -188,8 +187,6 @@ export function undoneThrough(failed: string): string[] {
   const index = PREPARE_STEPS.indexOf(failed as typeof PREPARE_STEPS[number]);
   return PREPARE_STEPS.slice(0, index + 1).reverse();
 }
-
-export { RUNNING_RELEASE, TARGET_RELEASE };
 
 /** The case names the README's "Fault matrix" table lists (its first column). */
 export async function readmeFaultCases(): Promise<Set<string>> {
