@@ -107,3 +107,15 @@ export function permissionFlags(options: { netHosts?: readonly string[] } = {}):
 
 /** The permission flags of the default build. */
 export const PERMISSION_FLAGS: readonly string[] = permissionFlags();
+
+/** The default build's flags as a Markdown table (a generated README section). */
+export function permissionTable(): string {
+  const rows = PERMISSION_FLAGS.map((flag) => {
+    const [name, value] = flag.split(/=(.*)/s);
+    const values = value === undefined
+      ? "everything (libc)"
+      : value.split(",").map((item) => `\`${item}\``).join(", ");
+    return `| \`${name}\` | ${values} |`;
+  });
+  return ["| flag | grants |", "| --- | --- |", ...rows].join("\n");
+}
