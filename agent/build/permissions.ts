@@ -117,5 +117,5 @@ export function permissionTable(): string {
       : value.split(",").map((item) => `\`${item}\``).join(", ");
     return `| \`${name}\` | ${values} |`;
   });
-  return ["| flag | grants |", "| --- | --- |", ...rows].join("\n");
+  return ["| flag | grants |", "| --- | --- |", ...rows, ""].join("\n");
 }
