@@ -32,6 +32,8 @@ export const READ_PATHS = [
   "/usr/lib/modules",
   // target.kernel and target.initrd: the image's boot header names its release.
   "/boot",
+  // kexec.binary: the update flow's preflight checks that it is an executable file.
+  "/usr/sbin/kexec",
   // The system bus: dbus-next connects through node:net, which checks the socket path.
   "/run/dbus/system_bus_socket",
   // fleet.machine_id_file: the default fleet host id derives from it.
