@@ -145,7 +145,7 @@ Deno.test("KernelFs (libc): paths it cannot pass to the kernel", () => {
   assert.equal(fs.kind("/tmp/a\0b"), "missing");
 });
 
-Deno.test("KernelFs (libc): a FIFO where a file should be does not hang the reader", async () => {
+Deno.test("KernelFs (libc): a FIFO where a file should be hangs neither reads nor writes", async () => {
   const root = await Deno.makeTempDir({ prefix: "liveupdate-kernelfs-" });
   try {
     const made = await new Deno.Command("mkfifo", { args: [`${root}/fifo`] }).output();
@@ -159,6 +159,8 @@ Deno.test("KernelFs (libc): a FIFO where a file should be does not hang the read
     assert.ok(read.kind === "ok" || read.kind === "failed");
     const whole = fs.readFile(`${root}/fifo`, 16);
     assert.ok(!failed(whole) ? whole.length === 0 : whole.errno === "EAGAIN");
+    // Nobody reads the FIFO: opening it for writing fails at once instead of waiting.
+    assert.deepEqual(fs.write(`${root}/fifo`, new TextEncoder().encode("1")), { errno: "ENXIO" });
   } finally {
     await Deno.remove(root, { recursive: true });
   }

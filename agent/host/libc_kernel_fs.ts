@@ -40,8 +40,8 @@ const S_IFCHR = 0o020000;
 
 /**
  * The kernel's files through the libc binding. Structures are read as
- * little-endian (x86-64, arm64). Files are opened non-blocking for reading, so a
- * FIFO planted where a data file should be cannot hang the agent. Listing a
+ * little-endian (x86-64, arm64). Files are opened non-blocking, so a FIFO planted
+ * where a data file or attribute should be cannot hang the agent. Listing a
  * directory of 10,000 tag entries allocates a string per name and nothing else
  * (Deno's readDir builds an object per entry, about 12 MB of peak memory for
  * 10,000). Needs `--allow-ffi`.
@@ -202,7 +202,8 @@ export function libcKernelFs(libc: Libc): KernelFs {
       const name = cPath(path);
       if (!(name instanceof Uint8Array)) return name;
       // No O_CREAT, no O_TRUNC: a missing attribute must fail, not become a file.
-      const fd = open(name, O_WRONLY | O_NOCTTY | O_CLOEXEC, 0);
+      // O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of hanging the open.
+      const fd = open(name, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
       if (fd < 0) return lastError();
       const count = Number(write(fd, bytes, size(bytes.length)));
       const failure = count < 0 ? lastError() : undefined;
