@@ -17,6 +17,7 @@ import {
   createTestHost,
   type FileSystem,
   type Libc,
+  libcKernelFs,
   openLibc,
   type TestHost,
 } from "../../agent/host/mod.ts";
@@ -365,7 +366,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           log,
           loaded,
           configRoot,
-          platform: { libc: () => libc, releases: { osRelease: () => RUNNING_RELEASE } },
+          platform: { libc: () => libc, kernelFs: () => libcKernelFs(libc) },
         });
         let calls = 0;
         const update: UpdateContext = {
