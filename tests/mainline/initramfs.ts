@@ -12,16 +12,16 @@
  * @module
  */
 
-import { dirname, fromFileUrl, join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** The repository root. */
-export const REPO = fromFileUrl(new URL("../../", import.meta.url));
+export const REPO = fileURLToPath(new URL("../../", import.meta.url));
 
 /** Guest programs (repository-relative) whose imports are cached into the guest. */
 export const GUEST_PROGRAMS = [
-  "tests/mainline/guest/abi_checks.ts",
-  "tests/mainline/guest/broker_checks.ts",
-  "tests/mainline/example_client.ts",
+  "tests/mainline/guest/smoke.ts",
+
   "agent/main.ts",
 ];
 
@@ -129,15 +129,16 @@ export async function buildInitramfs(options: InitramfsOptions): Promise<void> {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    await Deno.mkdir(dirname(options.output), { recursive: true });
+    const out = await Deno.open(options.output, { write: true, create: true, truncate: true });
+    // Read cpio's output while feeding it the names, or both sides block.
+    const copied = cpio.stdout.pipeTo(out.writable);
+    const stderrText = new Response(cpio.stderr).text();
     const writer = cpio.stdin.getWriter();
     await writer.write(new TextEncoder().encode(files.join("\n") + "\n"));
     await writer.close();
-    await Deno.mkdir(dirname(options.output), { recursive: true });
-    const out = await Deno.open(options.output, { write: true, create: true, truncate: true });
-    const [status, stderr] = await Promise.all([
-      cpio.stdout.pipeTo(out.writable).then(() => cpio.status),
-      new Response(cpio.stderr).text(),
-    ]);
+    await copied;
+    const [status, stderr] = await Promise.all([cpio.status, stderrText]);
     if (!status.success) throw new Error(`cpio failed: ${stderr}`);
   } finally {
     await Deno.remove(stage, { recursive: true });
