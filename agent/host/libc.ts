@@ -37,6 +37,7 @@ const SYMBOLS = {
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   reboot: { parameters: ["i32"], result: "i32" },
   // syscall(nr, a, b, c, pointer, e): the shape of kexec_file_load(2), which glibc does not wrap.
   syscall_kexec_file_load: {

@@ -21,6 +21,7 @@ export const REPO = fileURLToPath(new URL("../../", import.meta.url));
 /** Guest programs (repository-relative) whose imports are cached into the guest. */
 export const GUEST_PROGRAMS = [
   "tests/mainline/guest/smoke.ts",
+  "tests/mainline/guest/abi_checks.ts",
 
   "agent/main.ts",
 ];

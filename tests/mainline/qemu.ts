@@ -22,7 +22,7 @@ export interface GuestOptions {
   initrd: string;
   /** Extra kernel command line words (the runner adds console, kho, liveupdate, panic). */
   append: string[];
-  /** Guest memory in MiB (KHO's scratch area takes ~300 MiB of 1 GiB). */
+  /** Guest memory in MiB (default 3072; KHO's scratch areas take 1 GiB of it). */
   memory?: number;
   /** A raw disk image attached as /dev/vda (the guest's state directory). */
   stateDisk?: string;
@@ -56,6 +56,12 @@ export const BASE_CMDLINE = [
   "panic=-1",
   "loglevel=4",
   "retain_initrd",
+  // Fixed KHO scratch sizes (lowmem, global, per node). The default (twice the
+  // memory the kernel reserves at boot, initrd included) made the per-node
+  // reservation fail now and then with this ~120 MB initramfs, which silently
+  // turns KHO and live update off; and the next kernel with its initrd must fit
+  // into the scratch areas.
+  "kho_scratch=256M,512M,256M",
   "rdinit=/init",
 ];
 
@@ -71,7 +77,7 @@ export async function runGuest(options: GuestOptions): Promise<GuestRun> {
     "-smp",
     "1",
     "-m",
-    String(options.memory ?? 2048),
+    String(options.memory ?? 3072),
     "-nodefaults",
     "-display",
     "none",

@@ -11,12 +11,7 @@
 import type { Clock } from "../../host/host.ts";
 import { cString, type Libc } from "../../host/libc.ts";
 import { KernelUnsupportedError } from "../kernel_error.ts";
-import {
-  decodeSessionFd,
-  encodeSessionArgument,
-  IOCTL,
-  sessionNameProblem,
-} from "./abi.ts";
+import { decodeSessionFd, encodeSessionArgument, IOCTL, sessionNameProblem } from "./abi.ts";
 import { LiveupdateError, liveupdateError } from "./errors.ts";
 import { Session } from "./session.ts";
 

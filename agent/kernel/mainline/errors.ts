@@ -116,7 +116,9 @@ function meaning(errno: string, c: ErrorContext): [string, ExitCode?] {
       switch (errno) {
         case "EEXIST":
           return [
-            `the session name ${quoted(c.session)} is taken: a session of that name already exists ` +
+            `the session name ${
+              quoted(c.session)
+            } is taken: a session of that name already exists ` +
             "in this boot (another client, or one not closed yet). Pick another name or close the old " +
             "session",
           ];

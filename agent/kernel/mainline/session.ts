@@ -21,7 +21,7 @@ import {
   encodeGetNameArgument,
   IOCTL,
 } from "./abi.ts";
-import { type LiveupdateRequest, liveupdateError } from "./errors.ts";
+import { liveupdateError, type LiveupdateRequest } from "./errors.ts";
 
 /** Which side of the kexec a session belongs to. */
 export type SessionDirection =
