@@ -29,4 +29,14 @@ export const TIERS: readonly Tier[] = [
     paths: ["agent/", "tests/tools/"],
     flags: ["--allow-all"],
   },
+  {
+    name: "kernel",
+    description:
+      "The mainline /dev/liveupdate backend and session broker on a real Linux 7.3 kernel " +
+      "(built from Debian's linux-source-7.3, cached) under qemu, across real KHO kexecs.",
+    packages: ["kernel"],
+    prepare: [["bash", "tests/mainline/build_kernel.sh"]],
+    paths: ["tests/mainline/"],
+    flags: ["--allow-all"],
+  },
 ];
