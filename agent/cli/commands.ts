@@ -6,7 +6,8 @@
 
 import type { Command } from "./command.ts";
 import { configCommand } from "./config_command.ts";
+import { sessionsCommand } from "./sessions_command.ts";
 import { statusCommand } from "./status_command.ts";
 
 /** Every command of `liveupdate-agent`. */
-export const COMMANDS: readonly Command[] = [statusCommand, configCommand];
+export const COMMANDS: readonly Command[] = [statusCommand, sessionsCommand, configCommand];

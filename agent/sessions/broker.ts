@@ -49,7 +49,8 @@ import { closeFds, type UnixConnection, UnixListener } from "./unix_socket.ts";
 /** Options of {@link SessionBroker.start}. */
 export interface BrokerOptions {
   libc: Libc;
-  device: LiveupdateDevice;
+  /** The live-update device (a stand-in in tests: only the LUO kernel itself is faked). */
+  device: Pick<LiveupdateDevice, "use" | "retrieveSession">;
   clock: Clock;
   log: Logger;
   /** The socket clients connect to (mode 0600: root only). */
