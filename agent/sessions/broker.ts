@@ -124,6 +124,7 @@ export class SessionBroker {
   #readyWaiter: (() => void) | undefined;
   #claimTimer: ReturnType<typeof setTimeout> | undefined;
   #closing = false;
+  #saving: Promise<void> = Promise.resolve();
 
   private constructor(options: BrokerOptions, listener: UnixListener) {
     this.#options = options;
@@ -282,7 +283,14 @@ export class SessionBroker {
     incoming.recorded.settledAt = this.#options.clock.now().toISOString();
   }
 
-  async #saveIncoming(): Promise<void> {
+  /** Writes the record; writes are queued so they land in order. */
+  #saveIncoming(): Promise<void> {
+    const write = this.#saving.then(() => this.#writeIncoming());
+    this.#saving = write.catch(() => undefined);
+    return write;
+  }
+
+  async #writeIncoming(): Promise<void> {
     const record = this.#record;
     if (!record) return;
     const open = [...this.#incoming.values()].some((i) =>
@@ -348,7 +356,18 @@ export class SessionBroker {
             await this.#send(client, { event: "ERROR", message });
             continue;
           }
-          await this.#handle(client, command);
+          try {
+            await this.#handle(client, command);
+          } catch (error) {
+            const message = error instanceof Error ? error.message : String(error);
+            this.#options.log.error(`${command.cmd} from pid ${client.pid} failed: ${message}`);
+            await this.#send(client, {
+              event: "ERROR",
+              cmd: command.cmd,
+              ...(error instanceof LiveupdateError ? { errno: error.errno } : {}),
+              message,
+            });
+          }
         }
       }
     } finally {

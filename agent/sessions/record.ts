@@ -105,10 +105,12 @@ export async function readRecord(stateDir: string): Promise<SessionRecord | null
   return record as SessionRecord;
 }
 
+let writes = 0;
+
 /** Writes the record atomically. Throws SessionRecordError. */
 export async function writeRecord(stateDir: string, record: SessionRecord): Promise<void> {
   const path = recordPath(stateDir);
-  const temporary = `${path}.tmp-${Deno.pid}`;
+  const temporary = `${path}.tmp-${Deno.pid}-${++writes}`;
   try {
     await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
     const file = await Deno.open(temporary, {

@@ -22,6 +22,8 @@ export const REPO = fileURLToPath(new URL("../../", import.meta.url));
 export const GUEST_PROGRAMS = [
   "tests/mainline/guest/smoke.ts",
   "tests/mainline/guest/abi_checks.ts",
+  "tests/mainline/guest/broker_checks.ts",
+  "tests/mainline/example_client.ts",
 
   "agent/main.ts",
 ];
