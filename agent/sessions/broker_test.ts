@@ -346,11 +346,12 @@ Deno.test("a kernel that did not take the handover over: every session is report
       incoming: ["vm-1"],
       liveupdateNumber: () => Promise.resolve(1),
     },
-    async ({ broker, log }) => {
+    ({ broker, log }) => {
       const [vm] = broker.status().incoming;
       assert.equal(vm?.outcome, "lost");
       assert.match(vm?.detail ?? "", /liveupdate number is 1, 7 was expected/);
       assert.match(log.text(), /kexec_load/);
+      return Promise.resolve();
     },
   );
 });
