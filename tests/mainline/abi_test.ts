@@ -37,10 +37,13 @@ const EXPECTED: Readonly<Record<number, readonly string[]>> = {
     "closed-session-unpreserves",
     "unclaimed-session",
     "kho-out",
+    "compat-running-vs-target",
+    "preflight-before-load",
     "kexec-file-load",
   ],
   2: [
     "kho-in",
+    "handover-verified",
     "first-open-after-kexec",
     "retrieve-session",
     "retrieve-session-twice",

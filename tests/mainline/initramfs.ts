@@ -102,6 +102,12 @@ export async function buildInitramfs(options: InitramfsOptions): Promise<void> {
     const libc = "/lib/x86_64-linux-gnu/libc.so.6";
     await copyFile(await Deno.realPath(libc), join(stage, libc));
     await copyFile(join(options.kernelDir, "bzImage"), join(stage, "boot/bzImage"));
+    // The kernel's handover metadata where the agent looks for it.
+    const release = (await Deno.readTextFile(join(options.kernelDir, "kernel-release"))).trim();
+    await copyFile(
+      join(options.kernelDir, "liveupdate-abi"),
+      join(stage, "usr/lib/modules", release, "liveupdate-abi"),
+    );
     await copyFile(join(REPO, "tests/mainline/guest/init.sh"), join(stage, "init"));
     await Deno.chmod(join(stage, "init"), 0o755);
     for (const source of SOURCES) {

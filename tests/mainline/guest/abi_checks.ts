@@ -20,6 +20,18 @@ import { realClock } from "../../../agent/host/real_host.ts";
 import { IOCTL, LAYOUT } from "../../../agent/kernel/mainline/abi.ts";
 import { LiveupdateDevice } from "../../../agent/kernel/mainline/device.ts";
 import { isKhoTree, readKhoTree } from "../../../agent/kernel/mainline/kho.ts";
+import {
+  compareHandoverAbi,
+  handoverAbiPath,
+  readHandoverAbi,
+  runningHandoverAbi,
+  verifyHandover,
+} from "../../../agent/kernel/mainline/compat.ts";
+import {
+  checkCmdline,
+  checkKexecToolsLoader,
+  checkLoadedKernel,
+} from "../../../agent/kernel/mainline/preflight.ts";
 import { type Session, sessionNameFromProc } from "../../../agent/kernel/mainline/session.ts";
 import {
   addSeals,
@@ -418,16 +430,55 @@ async function bootOne(): Promise<void> {
     return tree;
   });
 
+  await check(boot, "compat-running-vs-target", async () => {
+    const metadata = await readHandoverAbi(
+      Deno,
+      handoverAbiPath("/usr/lib/modules", Deno.osRelease()),
+    );
+    ensure(metadata !== null, "no liveupdate-abi metadata in the guest");
+    const running = runningHandoverAbi(
+      await readKhoTree(Deno, "/sys/kernel/debug", "out"),
+      metadata,
+    );
+    ensure(
+      running.abi.luo === metadata.luo,
+      `debugfs ${running.abi.luo}, metadata ${metadata.luo}`,
+    );
+    const verdict = compareHandoverAbi(running.abi, metadata);
+    ensure(verdict.verdict === "compatible", verdict.message);
+    const other = compareHandoverAbi(running.abi, { ...metadata, luo: "luo-v99" });
+    ensure(other.verdict === "incompatible", other.message);
+    return { running: running.abi, problems: running.problems, verdict: verdict.message };
+  });
+
+  await check(boot, "preflight-before-load", async () => {
+    const running = checkCmdline(Deno.readTextFileSync("/proc/cmdline"), "running");
+    const target = checkCmdline(nextCmdline(2), "target");
+    const withoutLuo = checkCmdline(nextCmdline(2).replace("liveupdate=on", ""), "target");
+    const loader = await checkKexecToolsLoader(Deno, "/etc");
+    const slot = await checkLoadedKernel(Deno, "/sys", false);
+    ensure(
+      running.ok && target.ok && loader.ok && slot.ok,
+      JSON.stringify([running, target, loader, slot]),
+    );
+    ensure(!withoutLuo.ok, "a target without liveupdate=on passed");
+    return { running, target, withoutLuo, loader, slot };
+  });
+
   // The kernel holds its own references: the memfds can be closed now.
   for (const fd of fds) closeFd(fd);
 
   let loadMs = 0;
-  const loaded = await check(boot, "kexec-file-load", () => {
+  const loaded = await check(boot, "kexec-file-load", async () => {
     const started = performance.now();
     kexecFileLoad(libc, "/boot/bzImage", "/sys/firmware/initrd", nextCmdline(2));
     loadMs = performance.now() - started;
     const flag = Deno.readTextFileSync("/sys/kernel/kexec_loaded").trim();
     ensure(flag === "1", `/sys/kernel/kexec_loaded is ${flag}`);
+    // A loaded kernel the agent did not load itself is refused; its own is accepted.
+    const foreign = await checkLoadedKernel(Deno, "/sys", false);
+    const own = await checkLoadedKernel(Deno, "/sys", true);
+    ensure(!foreign.ok && own.ok, JSON.stringify([foreign, own]));
     return { loadMs: Math.round(loadMs), sessionsHeld: sessions.map((s) => s.name) };
   });
   if (!loaded) return;
@@ -448,6 +499,32 @@ async function bootTwo(): Promise<void> {
     const out = await khoReport("out");
     ensure(out.luo?.liveupdateNumber === 2, `next liveupdate number ${out.luo?.liveupdateNumber}`);
     return { in: tree, outNumber: out.luo?.liveupdateNumber };
+  });
+
+  await check(boot, "handover-verified", async () => {
+    const metadata = await readHandoverAbi(
+      Deno,
+      handoverAbiPath("/usr/lib/modules", Deno.osRelease()),
+    );
+    ensure(metadata !== null, "no liveupdate-abi metadata in the guest");
+    const expected = {
+      release: Deno.osRelease(),
+      running: metadata,
+      target: metadata,
+      liveupdateNumber: 1,
+    };
+    const incoming = await readKhoTree(Deno, "/sys/kernel/debug", "in");
+    const outgoing = await readKhoTree(Deno, "/sys/kernel/debug", "out");
+    const result = verifyHandover(expected, incoming, outgoing);
+    ensure(result.ok, JSON.stringify(result.checks));
+    ensure(
+      result.checks.every((c) => c.ok === true),
+      `unverifiable: ${JSON.stringify(result.checks)}`,
+    );
+    // A record from another liveupdate number does not match.
+    const stale = verifyHandover({ ...expected, liveupdateNumber: 5 }, incoming, outgoing);
+    ensure(!stale.ok, "a stale record verified");
+    return result;
   });
 
   await check(boot, "first-open-after-kexec", async () => {
