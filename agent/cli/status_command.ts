@@ -6,6 +6,7 @@
  */
 
 import { ExitCode } from "../exit_codes.ts";
+import { mainlineProbe } from "../kernel/mainline/backend.ts";
 import { VERSION } from "../version.ts";
 import type { Command } from "./command.ts";
 
@@ -23,16 +24,33 @@ export const statusCommand: Command = {
   options: {
     json: { type: "boolean", description: "Print JSON (versioned schema, see the README)." },
   },
-  run(context, args) {
+  async run(context, args) {
+    const config = context.loaded.config;
+    const mainline = await mainlineProbe({
+      fs: context.host.fs,
+      device: config.kernel.device,
+      debugfs: config.paths.debugfs,
+      proc: config.paths.proc,
+    });
     const report = {
       version: STATUS_JSON_VERSION,
       agent: { version: VERSION },
       config: { sources: context.loaded.sources },
-      kernel: {
-        available: false,
-        reason:
-          "This build of the agent has no kernel layer yet; it cannot read live-update state.",
-      },
+      kernel: mainline.usable
+        ? {
+          available: true,
+          backend: "mainline",
+          location: mainline.location,
+          summary: mainline.summary,
+          problems: mainline.problems,
+          mainline: mainline.details,
+        }
+        : {
+          available: false,
+          reason: "This build of the agent drives only the mainline interface so far: " +
+            mainline.summary,
+          missing: mainline.missing,
+        },
     };
     const { stdout } = context.host;
     if (args.values.json) {
@@ -43,11 +61,13 @@ export const statusCommand: Command = {
           `liveupdate-agent ${VERSION}`,
           `     Config: ${report.config.sources.length} file(s)` +
           (report.config.sources.length ? `: ${report.config.sources.join(", ")}` : " (defaults)"),
-          `     Kernel: unavailable — ${report.kernel.reason}`,
+          "kernel" in report && report.kernel.available
+            ? `     Kernel: ${"summary" in report.kernel ? report.kernel.summary : ""}`
+            : `     Kernel: unavailable — ${"reason" in report.kernel ? report.kernel.reason : ""}`,
           "",
         ].join("\n"),
       );
     }
-    return Promise.resolve(ExitCode.Success);
+    return ExitCode.Success;
   },
 };

@@ -16,6 +16,7 @@ const EXPECTED: Readonly<Record<number, readonly string[]>> = {
     "device-node",
     "open-exclusive",
     "open-busy-retried",
+    "status-json",
     "create-session",
     "device-closed-after-request",
     "create-duplicate-name",
@@ -44,6 +45,7 @@ const EXPECTED: Readonly<Record<number, readonly string[]>> = {
   2: [
     "kho-in",
     "handover-verified",
+    "status-json-after-kexec",
     "first-open-after-kexec",
     "retrieve-session",
     "retrieve-session-twice",

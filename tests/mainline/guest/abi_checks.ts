@@ -121,6 +121,26 @@ async function khoReport(direction: "out" | "in") {
   return tree;
 }
 
+/** `liveupdate-agent status --json` in a child process, as an operator runs it. */
+// deno-lint-ignore no-explicit-any
+async function statusJson(): Promise<Record<string, any>> {
+  const output = await new Deno.Command("/usr/bin/deno", {
+    args: [
+      "run",
+      "--allow-all",
+      "--cached-only",
+      "--no-check",
+      "agent/main.ts",
+      "status",
+      "--json",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  ensure(output.success, `status failed: ${decoder.decode(output.stderr)}`);
+  return JSON.parse(decoder.decode(output.stdout));
+}
+
 async function bootOne(): Promise<void> {
   const sessions: Session[] = [];
   const fds: number[] = [];
@@ -166,6 +186,18 @@ async function bootOne(): Promise<void> {
     } finally {
       clearTimeout(release);
     }
+  });
+
+  await check(boot, "status-json", async () => {
+    const status = await statusJson();
+    const kernel = status.kernel;
+    ensure(kernel.available === true && kernel.backend === "mainline", JSON.stringify(kernel));
+    ensure(kernel.mainline.cmdline.ok === true, JSON.stringify(kernel.mainline.cmdline));
+    ensure(kernel.mainline.getNameIoctl === true, "GET_NAME not reported for 7.3");
+    ensure(kernel.mainline.devices.preserved === false, "devices reported as preserved");
+    ensure(kernel.mainline.outgoing.luo === "luo-v5", JSON.stringify(kernel.mainline.outgoing));
+    ensure("unavailable" in kernel.mainline.incoming, "an incoming handover in a cold boot");
+    return kernel;
   });
 
   let keep!: Session;
@@ -525,6 +557,21 @@ async function bootTwo(): Promise<void> {
     const stale = verifyHandover({ ...expected, liveupdateNumber: 5 }, incoming, outgoing);
     ensure(!stale.ok, "a stale record verified");
     return result;
+  });
+
+  await check(boot, "status-json-after-kexec", async () => {
+    const kernel = (await statusJson()).kernel;
+    ensure(kernel.backend === "mainline", JSON.stringify(kernel));
+    const incoming = kernel.mainline.incoming;
+    ensure(
+      incoming.previousRelease === Deno.osRelease() && incoming.kexecCount === 1,
+      JSON.stringify(incoming),
+    );
+    ensure(
+      kernel.mainline.outgoing.liveupdateNumber === 2,
+      JSON.stringify(kernel.mainline.outgoing),
+    );
+    return kernel.mainline;
   });
 
   await check(boot, "first-open-after-kexec", async () => {
