@@ -15,6 +15,7 @@
  * @module
  */
 
+import { PERMISSION_FLAGS } from "../../../agent/build/permissions.ts";
 import { openLibc } from "../../../agent/host/libc.ts";
 import { realClock } from "../../../agent/host/real_host.ts";
 import { LiveupdateDevice } from "../../../agent/kernel/mainline/device.ts";
@@ -50,9 +51,13 @@ class Child {
   readonly done: Promise<void>;
   #waiters: (() => void)[] = [];
 
-  constructor(readonly name: string, args: string[]) {
+  constructor(
+    readonly name: string,
+    args: string[],
+    permissions: readonly string[] = ["--allow-all"],
+  ) {
     this.process = new Deno.Command("/usr/bin/deno", {
-      args: ["run", "--allow-all", "--cached-only", "--no-check", ...args],
+      args: ["run", ...permissions, "--cached-only", "--no-check", ...args],
       stdout: "piped",
       stderr: "piped",
       env: { NO_COLOR: "1" },
@@ -117,8 +122,13 @@ class Child {
   }
 }
 
+/** The broker, under exactly the permissions the shipped agent has. */
 function startBroker(): Child {
-  return new Child("broker", ["agent/main.ts", "--log-format=text", "sessions", "serve"]);
+  return new Child(
+    "broker",
+    ["agent/main.ts", "--log-format=text", "sessions", "serve"],
+    PERMISSION_FLAGS,
+  );
 }
 
 async function waitForSocket(): Promise<void> {
