@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { bootGuest } from "./guest_image.ts";
+import { bootGuest, BUILD_DIR } from "./guest_image.ts";
 import type { GuestRecord } from "./qemu.ts";
 
 /** Every check the guest must report, per boot. */
@@ -85,6 +85,26 @@ Deno.test("mainline ABI on a real 7.3 kernel, across a KHO kexec", async (t) => 
       });
     }
   }
+  // Timings for the README (recorded, never asserted).
+  const detail = (name: string) =>
+    checks.find((c) => c.name === name)?.detail as Record<string, number> | undefined;
+  await Deno.writeTextFile(
+    `${BUILD_DIR}measurements-abi.json`,
+    JSON.stringify(
+      {
+        measuredAt: new Date().toISOString(),
+        load: Deno.loadavg(),
+        qemuStartToInitMs: Math.round(run.inits[0] ?? -1),
+        kexecFileLoadMs: detail("kexec-file-load")?.loadMs,
+        rebootToNextInitMs: Math.round((run.inits[1] ?? 0) - (kexec.hostMs as number)),
+        finishMs: detail("finish")?.finishMs,
+        wholeRunMs: Math.round(run.duration),
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+
   await t.step("no unexpected checks", () => {
     const known = new Set(Object.entries(EXPECTED).flatMap(([b, n]) => n.map((x) => `${b}:${x}`)));
     const extra = checks.filter((c) => !known.has(`${c.boot}:${c.name}`));

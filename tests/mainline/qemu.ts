@@ -37,6 +37,8 @@ export interface GuestRun {
   records: GuestRecord[];
   /** Every `@@LUO-EXIT` code, one per boot that ran its program to the end. */
   exits: number[];
+  /** Host time (ms since qemu started) of each boot's `@@LUO-INIT` line: /init running. */
+  inits: number[];
   /** Serial lines, for diagnosis. */
   lines: string[];
   /** qemu's exit status. */
@@ -113,6 +115,7 @@ export async function runGuest(options: GuestOptions): Promise<GuestRun> {
   const lines: string[] = [];
   const records: GuestRecord[] = [];
   const exits: number[] = [];
+  const inits: number[] = [];
   let panicked = false;
   await Deno.mkdir(dirname(options.log), { recursive: true });
   const log = await Deno.open(options.log, { write: true, create: true, truncate: true });
@@ -133,11 +136,15 @@ export async function runGuest(options: GuestOptions): Promise<GuestRun> {
         if (line.includes("Kernel panic")) panicked = true;
         if (at < 0) continue;
         const tail = line.slice(at);
+        const now = performance.now() - started;
+        if (tail.startsWith("@@LUO-INIT up")) inits.push(now);
         if (tail.startsWith("@@LUO-EXIT ")) {
           exits.push(Number.parseInt(tail.slice("@@LUO-EXIT ".length), 10));
         } else if (tail.startsWith("@@LUO {")) {
           try {
-            records.push(JSON.parse(tail.slice("@@LUO ".length)) as GuestRecord);
+            const record = JSON.parse(tail.slice("@@LUO ".length)) as GuestRecord;
+            record.hostMs = now;
+            records.push(record);
           } catch {
             records.push({ type: "garbled", line: tail });
           }
@@ -154,6 +161,7 @@ export async function runGuest(options: GuestOptions): Promise<GuestRun> {
   return {
     records,
     exits,
+    inits,
     lines,
     code: status.code,
     timedOut,
