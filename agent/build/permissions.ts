@@ -15,11 +15,6 @@ export const READ_PATHS = [
   "/var/lib/liveupdate",
   "/sys",
   "/proc/cmdline",
-  // Mainline: this boot's id (session record), the release (GET_NAME is 7.2+), and
-  // the session fd links (the GET_NAME fallback on older kernels).
-  "/proc/sys/kernel/random/boot_id",
-  "/proc/sys/kernel/osrelease",
-  "/proc/self/fd",
   "/run/udev",
   "/usr/lib/modules",
   "/boot",

@@ -79,13 +79,17 @@ export class LiveupdateDevice {
     return this.use((device) => device.retrieveSession(name));
   }
 
-  /** Whether the device node exists (the kernel offers mainline live update). */
+  /**
+   * Whether the device node exists as a character device (the kernel offers
+   * mainline live update). Throws when it cannot be examined (permissions).
+   */
   async exists(): Promise<boolean> {
     try {
       const info = await Deno.stat(this.path);
       return info.isCharDevice === true;
-    } catch {
-      return false;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw error;
     }
   }
 
