@@ -29,9 +29,10 @@ export const GUEST_PROGRAMS = [
 ];
 
 /** Repository folders and files copied into the guest, below /repo. */
-const SOURCES = ["agent", "tests/mainline", "deno.json", "deno.lock"];
+export const SOURCES = ["agent", "tests/mainline", "units", "deno.json", "deno.lock"];
 
-async function run(command: string, args: string[], options: Deno.CommandOptions = {}) {
+/** Runs a command to its end; throws with its stderr when it fails. */
+export async function run(command: string, args: string[], options: Deno.CommandOptions = {}) {
   const output = await new Deno.Command(command, {
     args,
     stdout: "piped",
@@ -47,12 +48,14 @@ async function run(command: string, args: string[], options: Deno.CommandOptions
   return text.decode(output.stdout);
 }
 
-async function copyFile(from: string, to: string): Promise<void> {
+/** Copies a file, creating its folder. */
+export async function copyFile(from: string, to: string): Promise<void> {
   await Deno.mkdir(dirname(to), { recursive: true });
   await Deno.copyFile(from, to);
 }
 
-async function copyTree(from: string, to: string): Promise<void> {
+/** Copies a folder (without .build/ and node_modules/) or a file. */
+export async function copyTree(from: string, to: string): Promise<void> {
   const info = await Deno.stat(from);
   if (info.isFile) return copyFile(from, to);
   await Deno.mkdir(to, { recursive: true });
@@ -71,6 +74,24 @@ async function sharedLibraries(binary: string): Promise<string[]> {
     if (match?.[1]) libraries.push(match[1]);
   }
   return libraries;
+}
+
+/**
+ * Copies the repository's sources to `repo` and fills `denoDir` with every
+ * module and npm package `programs` import (the guests have no network).
+ */
+export async function stageRepository(
+  repo: string,
+  denoDir: string,
+  programs: readonly string[],
+): Promise<void> {
+  for (const source of SOURCES) {
+    await copyTree(join(REPO, source), join(repo, source));
+  }
+  await run(Deno.execPath(), ["cache", ...programs], {
+    cwd: repo,
+    env: { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1" },
+  });
 }
 
 /** Options of {@link buildInitramfs}. */
@@ -110,15 +131,7 @@ export async function buildInitramfs(options: InitramfsOptions): Promise<void> {
     );
     await copyFile(join(REPO, "tests/mainline/guest/init.sh"), join(stage, "init"));
     await Deno.chmod(join(stage, "init"), 0o755);
-    for (const source of SOURCES) {
-      await copyTree(join(REPO, source), join(stage, "repo", source));
-    }
-    // Every module and npm package the guest programs import, fetched here.
-    const denoDir = join(stage, "deno-dir");
-    await run(Deno.execPath(), ["cache", ...GUEST_PROGRAMS], {
-      cwd: join(stage, "repo"),
-      env: { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1" },
-    });
+    await stageRepository(join(stage, "repo"), join(stage, "deno-dir"), GUEST_PROGRAMS);
     await Deno.mkdir(join(stage, "etc"), { recursive: true });
     await Deno.writeTextFile(join(stage, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
     // find | cpio, without a shell.

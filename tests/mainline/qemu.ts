@@ -19,13 +19,22 @@ export type GuestRecord = Record<string, unknown> & { type: string };
 /** Options of {@link runGuest}. */
 export interface GuestOptions {
   kernel: string;
-  initrd: string;
+  /** The initramfs; none boots straight from the first disk (append root=/dev/vda). */
+  initrd?: string;
   /** Extra kernel command line words (the runner adds console, kho, liveupdate, panic). */
   append: string[];
   /** Guest memory in MiB (default 3072; KHO's scratch areas take 1 GiB of it). */
   memory?: number;
   /** A raw disk image attached as /dev/vda (the guest's state directory). */
   stateDisk?: string;
+  /**
+   * Raw disk images attached in order (/dev/vda, /dev/vdb, …) after `stateDisk`;
+   * `snapshot` ones take writes into a throw-away overlay that lives as long as
+   * qemu (so across kexecs) and leaves the image untouched.
+   */
+  drives?: { file: string; snapshot?: boolean }[];
+  /** The command line words before `append`; defaults to {@link BASE_CMDLINE}. */
+  base?: string[];
   /** Kills qemu after this many ms. */
   timeout: number;
   /** Where the full serial log is written. */
@@ -88,13 +97,18 @@ export async function runGuest(options: GuestOptions): Promise<GuestRun> {
     "-no-reboot",
     "-kernel",
     options.kernel,
-    "-initrd",
-    options.initrd,
+    ...(options.initrd ? ["-initrd", options.initrd] : []),
     "-append",
-    [...BASE_CMDLINE, ...options.append].join(" "),
+    [...(options.base ?? BASE_CMDLINE), ...options.append].join(" "),
   ];
   if (options.stateDisk) {
     args.push("-drive", `file=${options.stateDisk},format=raw,if=virtio`);
+  }
+  for (const drive of options.drives ?? []) {
+    args.push(
+      "-drive",
+      `file=${drive.file},format=raw,if=virtio${drive.snapshot ? ",snapshot=on" : ""}`,
+    );
   }
   const started = performance.now();
   const child = new Deno.Command("qemu-system-x86_64", {
