@@ -32,7 +32,11 @@ export const GUEST_PROGRAMS = [
 export const SOURCES = ["agent", "tests/mainline", "units", "deno.json", "deno.lock"];
 
 /** Runs a command to its end; throws with its stderr when it fails. */
-export async function run(command: string, args: string[], options: Deno.CommandOptions = {}) {
+export async function run(
+  command: string,
+  args: string[],
+  options: Deno.CommandOptions = {},
+): Promise<string> {
   const output = await new Deno.Command(command, {
     args,
     stdout: "piped",
