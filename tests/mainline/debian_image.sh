@@ -4,7 +4,7 @@
 #
 #   $CACHE/mainline-debian/<sha256 of this script, 12>/disk.img   (ext4, 2 GiB)
 #
-# systemd as PID 1, D-Bus, kexec-tools (for `kexec -s -l` and the kexec_load
+# systemd as PID 1, udev, D-Bus, kexec-tools (for `kexec -s -l` and the kexec_load
 # trap), no kernel package: the guest boots the 7.3 test kernel directly
 # (root=/dev/vda, no initramfs; virtio-blk and ext4 are built in). The agent,
 # deno and the tests come on a second disk built per run and mounted at
@@ -37,9 +37,9 @@ work="$cache/build-$key"
 rm -rf "$work"
 mkdir -p "$work"
 trap 'umount -R "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
-log "debootstrap bookworm (minbase + systemd, dbus, kexec-tools)"
+log "debootstrap bookworm (minbase + systemd, udev, dbus, kexec-tools)"
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,kexec-tools,procps,e2fsprogs \
+  --include=systemd,systemd-sysv,udev,dbus,kexec-tools,procps,e2fsprogs \
   bookworm "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
   { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
 root="$work/root"
@@ -56,7 +56,7 @@ sed -i 's/^root:[^:]*:/root::/' "$root/etc/shadow"
 rm -f "$root/etc/passwd.new"
 cat >"$root/etc/fstab" <<'FSTAB'
 /dev/vda / ext4 rw,errors=remount-ro 0 1
-/dev/vdb /opt/liveupdate ext4 rw,nofail 0 2
+/dev/vdb /opt/liveupdate ext4 rw 0 2
 FSTAB
 mkdir -p "$root/opt/liveupdate"
 # kexec-tools' shutdown loader off (the scenario turns it on to show the trap).

@@ -75,6 +75,8 @@ function installUnits(): void {
   Deno.writeTextFileSync(
     "/etc/systemd/system/liveupdate-sessions.service.d/10-from-source.conf",
     [
+      "[Unit]",
+      "After=opt-liveupdate.mount",
       "[Service]",
       "ExecStart=",
       `ExecStart=@${DENO} @liveupdate-sessions ${
