@@ -36,43 +36,63 @@ async function debianImage(): Promise<string> {
   return lines[lines.length - 1]!;
 }
 
-Deno.test("mainline under systemd: broker service, kexec_load trap, systemctl kexec, claims", async (t) => {
+interface Scenario {
+  name: string;
+  variant: "normal" | "no-at";
+  expected: Readonly<Record<number, readonly string[]>>;
+}
+
+async function scenario(t: Deno.TestContext, { name, variant, expected }: Scenario) {
   const kernel = await testKernel();
   const root = await debianImage();
-  const opt = `${BUILD_DIR}opt.img`;
+  const opt = `${BUILD_DIR}opt-${variant}.img`;
   await buildOptDisk(kernel.dir, opt);
-  const log = `${BUILD_DIR}logs/debian.log`;
-  const run = await runGuest({
-    kernel: kernel.bzImage,
-    base: [
-      "console=ttyS0",
-      "root=/dev/vda",
-      "rw",
-      "kho=on",
-      "liveupdate=on",
-      "kho_scratch=256M,512M,256M",
-      "panic=-1",
-      "loglevel=4",
-      "systemd.show_status=0",
-    ],
-    append: [],
-    drives: [{ file: root, snapshot: true }, { file: opt, snapshot: true }],
-    timeout: 20 * 60_000,
-    log,
-  });
-  const where = `(serial log: ${log})`;
-  assert.ok(!run.timedOut, `the guest timed out ${where}`);
-  assert.ok(!run.panicked, `the guest kernel panicked ${where}`);
-  const failed = run.records.find((r) => r.type === "driver-failed");
-  assert.equal(failed, undefined, `${failed?.error} ${where}`);
-  const checks = run.records.filter((r) => r.type === "check");
-  for (const [boot, names] of Object.entries(EXPECTED)) {
-    for (const name of names) {
-      await t.step(`boot ${boot}: ${name}`, () => {
-        const record = checks.find((c) => c.boot === Number(boot) && c.name === name);
-        assert.ok(record, `check "${name}" did not run in boot ${boot} ${where}`);
-        assert.ok(record.ok, `${record.error} ${where}`);
-      });
+  const log = `${BUILD_DIR}logs/debian-${variant}.log`;
+  try {
+    const run = await runGuest({
+      kernel: kernel.bzImage,
+      base: [
+        "console=ttyS0",
+        "root=/dev/vda",
+        "rw",
+        "kho=on",
+        "liveupdate=on",
+        "kho_scratch=256M,512M,256M",
+        "panic=-1",
+        "loglevel=4",
+        "systemd.show_status=0",
+      ],
+      append: [`luotest.variant=${variant}`],
+      drives: [{ file: root, snapshot: true }, { file: opt, snapshot: true }],
+      timeout: 20 * 60_000,
+      log,
+    });
+    const where = `(${name}; serial log: ${log})`;
+    assert.ok(!run.timedOut, `the guest timed out ${where}`);
+    assert.ok(!run.panicked, `the guest kernel panicked ${where}`);
+    const failed = run.records.find((r) => r.type === "driver-failed");
+    assert.equal(failed, undefined, `${failed?.error} ${where}`);
+    const checks = run.records.filter((r) => r.type === "check");
+    for (const [boot, names] of Object.entries(expected)) {
+      for (const check of names) {
+        await t.step(`boot ${boot}: ${check}`, () => {
+          const record = checks.find((c) => c.boot === Number(boot) && c.name === check);
+          assert.ok(record, `check "${check}" did not run in boot ${boot} ${where}`);
+          assert.ok(record.ok, `${record.error} ${where}`);
+        });
+      }
     }
+  } finally {
+    await Deno.remove(opt).catch(() => undefined);
   }
-});
+}
+
+Deno.test("mainline under systemd: broker service, kexec_load trap, systemctl kexec, claims", (t) =>
+  scenario(t, { name: "with @", variant: "normal", expected: EXPECTED }));
+
+Deno.test('control: without the "@" argv[0] systemd\'s shutdown kills the broker and the sessions are lost', (t) =>
+  scenario(t, {
+    name: "without @",
+    variant: "no-at",
+    expected: { 1: EXPECTED[1]!, 2: ["sessions-lost-without-at"] },
+  }));

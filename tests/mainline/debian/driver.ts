@@ -35,6 +35,12 @@ const decoder = new TextDecoder();
 
 const libc = openLibc();
 const boot = bootNumber();
+/**
+ * "no-at": the control experiment — the broker runs without the "@" argv[0],
+ * so systemd's shutdown kills it before the kexec and every session is lost.
+ */
+const variant = Deno.readTextFileSync("/proc/cmdline").match(/luotest\.variant=(\S+)/)?.[1] ??
+  "normal";
 
 async function exec(command: string, args: string[]): Promise<{ code: number; out: string }> {
   const output = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
@@ -79,9 +85,11 @@ function installUnits(): void {
       "After=opt-liveupdate.mount",
       "[Service]",
       "ExecStart=",
-      `ExecStart=@${DENO} @liveupdate-sessions ${
-        denoArgs("agent/main.ts", ["sessions", "serve"]).join(" ")
-      }`,
+      variant === "no-at"
+        ? `ExecStart=${DENO} ${denoArgs("agent/main.ts", ["sessions", "serve"]).join(" ")}`
+        : `ExecStart=@${DENO} @liveupdate-sessions ${
+          denoArgs("agent/main.ts", ["sessions", "serve"]).join(" ")
+        }`,
       `Environment=DENO_DIR=${OPT}/deno-dir NO_COLOR=1 DENO_NO_UPDATE_CHECK=1`,
       "",
     ].join("\n"),
@@ -129,7 +137,10 @@ async function bootOne(): Promise<boolean> {
         if (pid === "0") return undefined;
         return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0];
       });
-      ensure(argv0 === "@liveupdate-sessions", `argv[0] is ${argv0}`);
+      ensure(
+        variant === "no-at" ? argv0 === DENO : argv0 === "@liveupdate-sessions",
+        `argv[0] is ${argv0}`,
+      );
       return { argv0, active: await must("systemctl", ["is-active", "liveupdate-sessions"]) };
     })
   ) return false;
@@ -194,6 +205,28 @@ async function bootOne(): Promise<boolean> {
   return true;
 }
 
+/** The control experiment's second boot: the sessions died with the broker. */
+async function bootTwoWithoutAt(): Promise<void> {
+  await check(boot, "sessions-lost-without-at", async () => {
+    const status = await waitUntil("the broker", async () => {
+      const status = await sessionsStatus(libc, SOCKET);
+      return status.incoming.length === CLIENTS.length ? status : undefined;
+    });
+    const claim = await exec(
+      DENO,
+      denoArgs("tests/mainline/example_client.ts", ["restore", "--id", "vm-1"]),
+    );
+    ensure(claim.code !== 0, `the claim succeeded without "@": ${claim.out}`);
+    const record = await waitUntil("the record", async () => {
+      const record = await readRecord("/var/lib/liveupdate");
+      return record?.sessions.find((s) => s.name === "vm-1")?.outcome === "lost"
+        ? record
+        : undefined;
+    }, 60_000);
+    return { incoming: status.incoming, claim: claim.out, record };
+  });
+}
+
 async function bootTwo(): Promise<void> {
   await check(boot, "broker-survived-and-restarted", async () => {
     const status = await waitUntil("the broker", async () => {
@@ -241,6 +274,7 @@ let kexecIssued = false;
 try {
   emit({ type: "boot", boot });
   if (boot === 1) kexecIssued = await bootOne();
+  else if (variant === "no-at") await bootTwoWithoutAt();
   else await bootTwo();
   emit({ type: "done", boot });
 } catch (error) {
