@@ -612,8 +612,9 @@ export class SessionBroker {
     if (client.claims.size > 0 && !this.#closing) await this.#saveIncoming();
     const subscriber = client.subscription;
     if (!subscriber) return;
-    if (this.#phase === "prepared" && subscriber.state === "ready") {
-      // Its session is preserved and held by the broker; nothing is lost.
+    if (this.#phase !== "idle" && subscriber.state === "ready") {
+      // Its session is preserved and held by the broker; nothing is lost (a
+      // client may well exit once it said READY).
       this.#options.log.info(
         `Client "${subscriber.id}" disconnected after preparing; the broker holds its session ` +
           "until the kexec.",
@@ -780,6 +781,10 @@ export class SessionBroker {
     if (this.#phase !== "idle") {
       log.warning(`Preparation aborted: ${reason}`);
       await removeRecord(this.#options.stateDir).catch(() => undefined);
+    }
+    // Clients that left after READY are not subscribed any more.
+    for (const [id, subscriber] of this.#subscribers) {
+      if (!subscriber.client.connection.open) this.#subscribers.delete(id);
     }
     this.#phase = "idle";
     return { reason };

@@ -204,6 +204,33 @@ Deno.test("a client leaving during preparation aborts it at once", async () => {
   });
 });
 
+Deno.test("a client may leave after READY while others are still preserving", async () => {
+  await withBroker({}, async ({ libc, socket, broker, device }) => {
+    const quick = BrokerClient.connect(libc, socket);
+    const slow = BrokerClient.connect(libc, socket);
+    try {
+      await quick.subscribe("quick-1");
+      await slow.subscribe("slow-1");
+      const preparing = prepareSessions(libc, socket, 5000);
+      const first = await quick.preservation("quick-1");
+      await quick.ready("quick-1");
+      first.close();
+      await quick.close();
+      const second = await slow.preservation("slow-1");
+      await slow.ready("slow-1");
+      second.close();
+      assert.deepEqual(await preparing, { ok: true, sessions: ["quick-1", "slow-1"] });
+      assert.ok(device.sessions.every((s) => s.open));
+      // An abort later forgets the client that left.
+      await abortSessions(libc, socket, "test");
+      assert.deepEqual(broker.status().subscribers.map((s) => s.id), ["slow-1"]);
+    } finally {
+      await quick.close();
+      await slow.close();
+    }
+  });
+});
+
 Deno.test("the broker refuses bad and conflicting requests with clear errors", async () => {
   await withBroker({}, async ({ libc, socket }) => {
     const first = BrokerClient.connect(libc, socket);
