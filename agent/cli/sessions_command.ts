@@ -6,7 +6,9 @@
  * @module
  */
 
-import { UsageError } from "../errors.ts";
+import { AgentError, UsageError } from "../errors.ts";
+import { SocketError } from "../sessions/unix_socket.ts";
+import { BrokerRequestError } from "../sessions/client.ts";
 import { ExitCode } from "../exit_codes.ts";
 import { openLibc } from "../host/libc.ts";
 import { LiveupdateDevice } from "../kernel/mainline/device.ts";
@@ -86,6 +88,27 @@ async function serve(context: CommandContext): Promise<ExitCode> {
   return ExitCode.Success;
 }
 
+/** Asks the running broker; a broker that is not there is an operator-facing error. */
+async function ask<T>(socketPath: string, request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    if (error instanceof SocketError && ["ENOENT", "ECONNREFUSED"].includes(error.errno)) {
+      throw new AgentError(
+        `The session broker is not running (nothing listens on ${socketPath}); start ` +
+          "liveupdate-sessions.service (mainline kernels only).",
+        { cause: error },
+      );
+    }
+    if (error instanceof SocketError || error instanceof BrokerRequestError) {
+      throw new AgentError(`The session broker at ${socketPath} refused: ${error.message}`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
 /** Runs and asks the session broker. */
 export const sessionsCommand: Command = {
   name: "sessions",
@@ -116,7 +139,7 @@ export const sessionsCommand: Command = {
         return await serve(context);
       case "status": {
         using libc = openLibc();
-        const status = await sessionsStatus(libc, socketPath);
+        const status = await ask(socketPath, () => sessionsStatus(libc, socketPath));
         print(
           status,
           [
@@ -138,7 +161,7 @@ export const sessionsCommand: Command = {
           throw new UsageError(`--timeout must be a whole number of milliseconds, not "${raw}"`);
         }
         using libc = openLibc();
-        const result = await prepareSessions(libc, socketPath, timeout);
+        const result = await ask(socketPath, () => prepareSessions(libc, socketPath, timeout));
         print(
           result,
           result.ok
@@ -151,11 +174,8 @@ export const sessionsCommand: Command = {
       }
       case "abort": {
         using libc = openLibc();
-        await abortSessions(
-          libc,
-          socketPath,
-          (args.values.reason as string) ?? "aborted by the operator",
-        );
+        const reason = (args.values.reason as string | undefined) ?? "aborted by the operator";
+        await ask(socketPath, () => abortSessions(libc, socketPath, reason));
         print({ aborted: true }, "Aborted: every prepared session was closed.");
         return ExitCode.Success;
       }
