@@ -20,7 +20,6 @@ export const REPO = fileURLToPath(new URL("../../", import.meta.url));
 
 /** Guest programs (repository-relative) whose imports are cached into the guest. */
 export const GUEST_PROGRAMS = [
-  "tests/mainline/guest/smoke.ts",
   "tests/mainline/guest/abi_checks.ts",
   "tests/mainline/guest/broker_checks.ts",
   "tests/mainline/example_client.ts",
