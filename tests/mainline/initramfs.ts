@@ -23,7 +23,6 @@ export const GUEST_PROGRAMS = [
   "tests/mainline/guest/abi_checks.ts",
   "tests/mainline/guest/broker_checks.ts",
   "tests/mainline/example_client.ts",
-
   "agent/main.ts",
 ];
 
