@@ -8,6 +8,7 @@ import type { Command } from "./command.ts";
 import { configCommand } from "./config_command.ts";
 import { devicesCommand } from "./devices_command.ts";
 import { fleetCommand } from "./fleet_command.ts";
+import { sessionsCommand } from "./sessions_command.ts";
 import { statusCommand } from "./status_command.ts";
 import {
   cancelCommand,
@@ -30,4 +31,5 @@ export const COMMANDS: readonly Command[] = [
   devicesCommand,
   configCommand,
   fleetCommand,
+  sessionsCommand,
 ];

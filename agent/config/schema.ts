@@ -216,6 +216,33 @@ export const SCHEMA = {
       { min: "0s", max: "1h" },
     ),
   }),
+  sessions: section(
+    "Live-update sessions brokered to client services (mainline /dev/liveupdate kernels).",
+    {
+      socket: path(
+        "The root-only socket clients connect to; empty means <runtime_dir>/sessions.sock. Set " +
+          '"/run/luod/liveupdate.sock" for luod (luo-agent) clients.',
+        "",
+        { optional: true },
+      ),
+      ready_timeout: duration(
+        "How long preparation waits for every subscribed client to preserve its files (READY).",
+        "1min",
+        { min: "1s", max: "1h" },
+      ),
+      claim_timeout: duration(
+        "After a live update, how long sessions wait for their clients to claim them before " +
+          "they are finished and their files dropped.",
+        "10min",
+        { min: "1s", max: "24h" },
+      ),
+      device_busy_timeout: duration(
+        "How long a busy /dev/liveupdate (held by systemd or another opener) is retried.",
+        "10s",
+        { min: "0s", max: "10min" },
+      ),
+    },
+  ),
   store: section("The record of update attempts.", {
     history: integer("How many past attempts to keep.", 50, { min: 1, max: 10_000 }),
   }),
