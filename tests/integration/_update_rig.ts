@@ -1,11 +1,12 @@
 /**
- * A rehearsal host for the update flows' integration tests: the simulated LUO
- * kernel (FUSE) with a device tree, its udev database, a private systemd manager
- * with the agent's phase targets and sample services, a kexec-tools stand-in that
- * records what it was asked, a `/proc` directory the test controls (command line,
- * release, uptime), kernel metadata for both kernels, and a configuration root
- * pointing the agent at all of it. The agent's own wiring (the CLI's update
- * context) is used unchanged; only the kexec trigger is the simulator's.
+ * A rehearsal host for the update flows' integration tests, on the rehearsal's
+ * machine (`agent/rehearsal/stage.ts`: the simulated LUO kernel with a device
+ * tree, its udev database, a private systemd manager with the agent's phase
+ * targets, kexec-tools stand-ins, a `/proc` the test controls, kernel metadata
+ * and a configuration root): this adds the tests' sample services and phases and
+ * helpers to drive and inspect it. The agent's own wiring (the CLI's update
+ * context) is used unchanged; only the kexec trigger of `context()` is the
+ * simulator's, called in-process (CLI runs use the stage's `issue-kexec`).
  *
  * @module
  */
@@ -18,15 +19,14 @@ import { SystemdManager } from "../../agent/systemd/mod.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
 import type { AttemptRecord } from "../../agent/store/mod.ts";
 import type { UpdateContext } from "../../agent/update/mod.ts";
-import { fakeBzImage } from "../kho/bzimage.ts";
-import { type Sim, startSim } from "../sim/harness.ts";
-import { type SimTree, writeUdevDb } from "../sim/tree.ts";
-import { type PrivateSystemd, startPrivateSystemd } from "../systemd/harness.ts";
+import { RUNNING_RELEASE, startStage } from "../../agent/rehearsal/stage.ts";
+import { ensureSimBuilt, type Sim } from "../sim/harness.ts";
+import type { SimTree } from "../sim/tree.ts";
+import type { PrivateSystemd } from "../systemd/harness.ts";
 import { phaseTargetFiles } from "../systemd/test_units.ts";
 
 /** The running and the target kernel of the rehearsal. */
-export const RUNNING_RELEASE = "6.19.0-lu-old";
-export const TARGET_RELEASE = "6.19.1-lu-new";
+export { RUNNING_RELEASE, TARGET_RELEASE } from "../../agent/rehearsal/stage.ts";
 
 /** A simple tree: one root port with two vfio functions (one tagged), one unsupported port. */
 export function smallTree(): SimTree {
@@ -144,99 +144,40 @@ export interface RigContext {
   close(): Promise<void>;
 }
 
-async function write(path: string, text: string | Uint8Array, mode?: number): Promise<void> {
-  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  if (typeof text === "string") await Deno.writeTextFile(path, text);
-  else await Deno.writeFile(path, text);
-  if (mode !== undefined) await Deno.chmod(path, mode);
-}
-
 /** Starts a rehearsal host. Dispose of it with `await using`. */
 export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRig> {
   const tree = options.tree ?? smallTree();
-  const dir = await Deno.makeTempDir({ prefix: "liveupdate-update-it-" });
+  const stage = await startStage({
+    simulator: await ensureSimBuilt(),
+    tree,
+    units: { ...await phaseTargetFiles(), ...sampleUnits() },
+    config: [
+      "[devices]",
+      'reclaim_timeout = "2s"',
+      "[phases.prepare]",
+      'stop = ["vmm.service"]',
+      'start = ["checkpoint.service"]',
+      'timeout = "30s"',
+      "[phases.updated]",
+      'start = ["restore.service", "vmm.service"]',
+      'timeout = "30s"',
+      "[phases.cancel]",
+      'start = ["vmm.service"]',
+      'timeout = "30s"',
+      "",
+    ].join("\n") + (options.config ?? ""),
+    prefix: "liveupdate-update-it",
+    ...(options.runningVersion !== undefined ? { runningVersion: options.runningVersion } : {}),
+    ...(options.targetVersion !== undefined ? { targetVersion: options.targetVersion } : {}),
+    ...(options.cmdline !== undefined ? { cmdline: options.cmdline } : {}),
+    ...(options.kexecExit !== undefined ? { kexecExit: options.kexecExit } : {}),
+    ...(options.kexecSleep !== undefined ? { kexecSleep: options.kexecSleep } : {}),
+  });
   const libc = openLibc();
-  let sim: Sim | undefined;
-  let systemd: PrivateSystemd | undefined;
   try {
-    sim = await startSim({ tree });
-    systemd = await startPrivateSystemd({
-      units: { ...await phaseTargetFiles(), ...sampleUnits() },
-    });
-    const udev = `${dir}/udev`;
-    await writeUdevDb(tree, udev);
-    const proc = `${dir}/proc`;
-    await write(
-      `${proc}/cmdline`,
-      options.cmdline ?? "BOOT_IMAGE=/vmlinuz root=/dev/vda ro liveupdate=on kho=on\n",
-    );
-    await write(`${proc}/sys/kernel/osrelease`, `${RUNNING_RELEASE}\n`);
-    await write(`${proc}/uptime`, "1234.56 2000.00\n");
-    const modules = `${dir}/modules`;
-    const runningVersion = options.runningVersion ?? "1.0";
-    const targetVersion = options.targetVersion ?? "1.0";
-    if (runningVersion) {
-      await write(
-        `${modules}/${RUNNING_RELEASE}/liveupdate-abi`,
-        `LUO_VERSION=${runningVersion}\n`,
-      );
-    }
-    if (targetVersion) {
-      await write(`${modules}/${TARGET_RELEASE}/liveupdate-abi`, `LUO_VERSION=${targetVersion}\n`);
-    }
-    const kernel = `${dir}/boot/vmlinuz-${TARGET_RELEASE}`;
-    await write(kernel, fakeBzImage({ version: `${TARGET_RELEASE} (rig@test) #1 SMP` }));
-    await write(`${dir}/boot/initrd.img-${TARGET_RELEASE}`, "initrd");
-    const kexec = `${dir}/bin/kexec`;
-    await write(
-      kexec,
-      `#!/bin/sh\necho "$@" >> "${dir}/kexec.log"\n` +
-        (options.kexecSleep ? `sleep ${options.kexecSleep}\n` : "") +
-        `case "$1 $2" in "-s -l") exit ${options.kexecExit ?? 0};; esac\nexit 0\n`,
-      0o755,
-    );
-    const issue = `${dir}/bin/issue-kexec`;
-    await write(issue, `#!/bin/sh\nprintf kexec > "${sim.root}/.luo-sim/control"\n`, 0o755);
-    const configRoot = `${dir}/root`;
-    const stateDir = `${dir}/state`;
-    await write(
-      `${configRoot}/etc/liveupdate/config.d/50-rig.toml`,
-      [
-        "[paths]",
-        `sysfs = "${sim.root}"`,
-        `proc = "${proc}"`,
-        `udev_db = "${udev}"`,
-        `debugfs = "${dir}/debugfs"`,
-        `state_dir = "${stateDir}"`,
-        `runtime_dir = "${dir}/run"`,
-        "[systemd]",
-        `bus_address = "${systemd.busAddress}"`,
-        "[target]",
-        `kernel = "${kernel}"`,
-        `initrd = "${dir}/boot/initrd.img-${TARGET_RELEASE}"`,
-        "[compat]",
-        `modules_dir = "${modules}"`,
-        "[kexec]",
-        `binary = "${kexec}"`,
-        'issue = "command"',
-        `issue_command = ["${issue}"]`,
-        "[devices]",
-        'reclaim_timeout = "2s"',
-        "[phases.prepare]",
-        'stop = ["vmm.service"]',
-        'start = ["checkpoint.service"]',
-        'timeout = "30s"',
-        "[phases.updated]",
-        'start = ["restore.service", "vmm.service"]',
-        'timeout = "30s"',
-        "[phases.cancel]",
-        'start = ["vmm.service"]',
-        'timeout = "30s"',
-        "",
-      ].join("\n") + (options.config ?? ""),
-    );
-    const theSim = sim;
-    const theSystemd = systemd;
+    const { dir, configRoot, stateDir, proc } = stage;
+    const theSim = stage.sim;
+    const theSystemd = stage.systemd;
     const rig: UpdateRig = {
       sim: theSim,
       systemd: theSystemd,
@@ -245,13 +186,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
       stateDir,
       proc,
       libc,
-      async kexecLog() {
-        try {
-          return (await Deno.readTextFile(`${dir}/kexec.log`)).trim().split("\n").filter(Boolean);
-        } catch {
-          return [];
-        }
-      },
+      kexecLog: () => stage.kexecLog(),
       async context(contextOptions = {}) {
         const loaded = await loadConfig(Deno, { root: configRoot });
         const host = createTestHost({ dbus: dbusNextConnector });
@@ -304,14 +239,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           reclaimed: await read("reclaimed"),
         };
       },
-      async kexec(kexecOptions) {
-        const result = await theSim.kexec(kexecOptions);
-        if (result.reboot === "live") {
-          await Deno.writeTextFile(`${proc}/sys/kernel/osrelease`, `${TARGET_RELEASE}\n`);
-          await Deno.writeTextFile(`${proc}/uptime`, "3.50 6.00\n");
-        }
-        return result;
-      },
+      kexec: (kexecOptions) => stage.kexec(kexecOptions),
       async record() {
         const names: string[] = [];
         try {
@@ -338,23 +266,16 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
       },
       async [Symbol.asyncDispose]() {
         try {
-          await theSystemd.stop();
+          await stage.stop();
         } finally {
-          try {
-            await theSim.stop();
-          } finally {
-            libc.close();
-            await Deno.remove(dir, { recursive: true }).catch(() => {});
-          }
+          libc.close();
         }
       },
     };
     return rig;
   } catch (error) {
-    await systemd?.stop().catch(() => {});
-    await sim?.stop().catch(() => {});
     libc.close();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await stage.stop().catch(() => {});
     throw error;
   }
 }

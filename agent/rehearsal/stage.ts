@@ -1,0 +1,257 @@
+/**
+ * The rehearsal's machine: everything a live update touches, simulated or private,
+ * in one temporary directory — the simulated LUO kernel (FUSE) with a device tree,
+ * the matching udev database, a private systemd manager with the agent's phase
+ * targets and the scenario's services, a `/proc` the stage controls (command line,
+ * release, uptime), kernel metadata for both kernels, a target kernel image,
+ * kexec-tools stand-ins, and a configuration root pointing the agent at all of it.
+ * The agent then runs unchanged against it (`--config-root=<stage.configRoot>`).
+ *
+ * The kexec: the agent's `kexec.issue = "command"` runs `bin/issue-kexec`, which
+ * makes the simulated kernel reboot (its control file, `kexec`) and, when the
+ * kernel comes back in state `updated`, "boots" the target: `/proc` then reports
+ * the target's release and a fresh uptime. Loading and unloading the target
+ * (`kexec.binary`) is `bin/kexec`, which records its arguments in `kexec.log`.
+ *
+ * Used by the demo command and, through tests/integration/_update_rig.ts, the
+ * update flows' integration tests. Needs root and `--allow-all` in practice.
+ *
+ * @module
+ */
+
+import { type RebootResult, type Sim, startSimulator } from "./simulator.ts";
+import { type PrivateSystemd, startPrivateSystemd } from "./private_systemd.ts";
+import { fakeBzImage } from "./boot_image.ts";
+import { type SimTree, writeUdevDb } from "./tree.ts";
+
+/** The running and the target kernel of a stage, unless the options say otherwise. */
+export const RUNNING_RELEASE = "6.19.0-lu-old";
+export const TARGET_RELEASE = "6.19.1-lu-new";
+
+/** Options of {@link startStage}. */
+export interface StageOptions {
+  /** The simulator binary (see `findSimulator`). */
+  simulator: string;
+  tree: SimTree;
+  /** Unit files for the private manager (the phase targets among them). */
+  units: Readonly<Record<string, string>>;
+  /** TOML of the scenario (phases, devices, …), written as a later drop-in. */
+  config?: string;
+  /** LUO versions of the two kernels ("" = no metadata file). Default "1.0" both. */
+  runningVersion?: string;
+  targetVersion?: string;
+  /** The command line the running kernel reports. */
+  cmdline?: string;
+  /** The exit code of the kexec stand-in for loads, and a delay in seconds. */
+  kexecExit?: number;
+  kexecSleep?: number;
+  /** Prefix of the stage's directory and its private manager's run name. */
+  prefix?: string;
+  /** The private manager's log level. */
+  systemdLogLevel?: "debug" | "info";
+}
+
+/** A running stage. Dispose of it with `await using` or {@link Stage.stop}. */
+export interface Stage extends AsyncDisposable {
+  sim: Sim;
+  systemd: PrivateSystemd;
+  /** The stage's directory (everything below it is the stage's). */
+  dir: string;
+  /** The agent's `--config-root`. */
+  configRoot: string;
+  /** `paths.state_dir`: the agent's records. */
+  stateDir: string;
+  /** `paths.runtime_dir`. */
+  runtimeDir: string;
+  /** `paths.proc`: the files the stage controls. */
+  proc: string;
+  /** `metrics.file`. */
+  metricsFile: string;
+  runningRelease: string;
+  targetRelease: string;
+  /** The kexec stand-in's log (one line per call: its arguments). */
+  kexecLog(): Promise<string[]>;
+  /** The simulated kexec, as `bin/issue-kexec` runs it: the next boot, and /proc after it. */
+  kexec(options?: { fallback?: boolean }): Promise<RebootResult>;
+  /** Stops the manager and the simulator and removes the directory. */
+  stop(): Promise<void>;
+}
+
+async function write(path: string, text: string | Uint8Array, mode?: number): Promise<void> {
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  if (typeof text === "string") await Deno.writeTextFile(path, text);
+  else await Deno.writeFile(path, text);
+  if (mode !== undefined) await Deno.chmod(path, mode);
+}
+
+/** A single-quoted shell word. */
+function sh(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** A TOML basic string. */
+function toml(text: string): string {
+  return JSON.stringify(text);
+}
+
+/**
+ * Starts a stage: the simulator, the private manager, and the files. Needs root,
+ * `--allow-run`, `--allow-read` and `--allow-write`.
+ */
+export async function startStage(options: StageOptions): Promise<Stage> {
+  const prefix = options.prefix ?? "liveupdate-stage";
+  const dir = await Deno.makeTempDir({ prefix: `${prefix}-` });
+  const runningRelease = RUNNING_RELEASE;
+  const targetRelease = TARGET_RELEASE;
+  let sim: Sim | undefined;
+  let systemd: PrivateSystemd | undefined;
+  try {
+    sim = await startSimulator({
+      binary: options.simulator,
+      tree: options.tree,
+      prefix: `${prefix}-sim-`,
+    });
+    systemd = await startPrivateSystemd({
+      units: options.units,
+      prefix: `${prefix}-systemd`,
+      ...(options.systemdLogLevel ? { logLevel: options.systemdLogLevel } : {}),
+    });
+    const udev = `${dir}/udev`;
+    await writeUdevDb(options.tree, udev);
+    const proc = `${dir}/proc`;
+    await write(
+      `${proc}/cmdline`,
+      options.cmdline ?? "BOOT_IMAGE=/vmlinuz root=/dev/vda ro liveupdate=on kho=on\n",
+    );
+    await write(`${proc}/sys/kernel/osrelease`, `${runningRelease}\n`);
+    await write(`${proc}/uptime`, "1234.56 2000.00\n");
+    const modules = `${dir}/modules`;
+    const runningVersion = options.runningVersion ?? "1.0";
+    const targetVersion = options.targetVersion ?? "1.0";
+    if (runningVersion) {
+      await write(`${modules}/${runningRelease}/liveupdate-abi`, `LUO_VERSION=${runningVersion}\n`);
+    }
+    if (targetVersion) {
+      await write(`${modules}/${targetRelease}/liveupdate-abi`, `LUO_VERSION=${targetVersion}\n`);
+    }
+    const kernel = `${dir}/boot/vmlinuz-${targetRelease}`;
+    await write(kernel, fakeBzImage({ version: `${targetRelease} (rehearsal@stage) #1 SMP` }));
+    const initrd = `${dir}/boot/initrd.img-${targetRelease}`;
+    await write(initrd, "initrd");
+    const kexec = `${dir}/bin/kexec`;
+    await write(
+      kexec,
+      [
+        "#!/bin/sh",
+        "# Stands in for kexec-tools: records its arguments; loads exit with the stage's code.",
+        `echo "$@" >> ${sh(`${dir}/kexec.log`)}`,
+        ...(options.kexecSleep ? [`sleep ${options.kexecSleep}`] : []),
+        `case "$1 $2" in "-s -l") exit ${options.kexecExit ?? 0};; esac`,
+        "exit 0",
+        "",
+      ].join("\n"),
+      0o755,
+    );
+    const issue = `${dir}/bin/issue-kexec`;
+    await write(
+      issue,
+      [
+        "#!/bin/sh",
+        "# Stands in for systemd's kexec.target: reboot(2) for kexec on the simulated kernel,",
+        "# then the next boot. When the kernel comes back updated, the target booted.",
+        "set -e",
+        `printf kexec > ${sh(`${sim.root}/.luo-sim/control`)}`,
+        `if [ "$(cat ${sh(`${sim.root}/kernel/liveupdate/state`)})" = updated ]; then`,
+        `  echo ${sh(targetRelease)} > ${sh(`${proc}/sys/kernel/osrelease`)}`,
+        `  echo "0.00 0.00" > ${sh(`${proc}/uptime`)}`,
+        "fi",
+        "",
+      ].join("\n"),
+      0o755,
+    );
+    const configRoot = `${dir}/root`;
+    const stateDir = `${dir}/state`;
+    const runtimeDir = `${dir}/run`;
+    const metricsFile = `${dir}/metrics/liveupdate.prom`;
+    await Deno.mkdir(`${dir}/metrics`, { recursive: true });
+    const dropIns = `${configRoot}/etc/liveupdate/config.d`;
+    await write(
+      `${dropIns}/50-stage.toml`,
+      [
+        "# The rehearsal's machine: every path the agent touches points into the stage.",
+        "[paths]",
+        `sysfs = ${toml(sim.root)}`,
+        `proc = ${toml(proc)}`,
+        `udev_db = ${toml(udev)}`,
+        `debugfs = ${toml(`${dir}/debugfs`)}`,
+        `state_dir = ${toml(stateDir)}`,
+        `runtime_dir = ${toml(runtimeDir)}`,
+        "[systemd]",
+        `bus_address = ${toml(systemd.busAddress)}`,
+        "[target]",
+        `kernel = ${toml(kernel)}`,
+        `initrd = ${toml(initrd)}`,
+        "[compat]",
+        `modules_dir = ${toml(modules)}`,
+        "[kexec]",
+        `binary = ${toml(kexec)}`,
+        'issue = "command"',
+        `issue_command = [${toml(issue)}]`,
+        "[metrics]",
+        `file = ${toml(metricsFile)}`,
+        "",
+      ].join("\n"),
+    );
+    if (options.config) await write(`${dropIns}/60-scenario.toml`, options.config);
+
+    const theSim = sim;
+    const theSystemd = systemd;
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      stopping ??= (async () => {
+        try {
+          await theSystemd.stop();
+        } finally {
+          try {
+            await theSim.stop();
+          } finally {
+            await Deno.remove(dir, { recursive: true }).catch(() => {});
+          }
+        }
+      })();
+    return {
+      sim: theSim,
+      systemd: theSystemd,
+      dir,
+      configRoot,
+      stateDir,
+      runtimeDir,
+      proc,
+      metricsFile,
+      runningRelease,
+      targetRelease,
+      async kexecLog() {
+        try {
+          return (await Deno.readTextFile(`${dir}/kexec.log`)).trim().split("\n").filter(Boolean);
+        } catch {
+          return [];
+        }
+      },
+      async kexec(kexecOptions) {
+        const result = await theSim.kexec(kexecOptions);
+        if (result.reboot === "live") {
+          await Deno.writeTextFile(`${proc}/sys/kernel/osrelease`, `${targetRelease}\n`);
+          await Deno.writeTextFile(`${proc}/uptime`, "0.00 0.00\n");
+        }
+        return result;
+      },
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
+  } catch (error) {
+    await systemd?.stop().catch(() => {});
+    await sim?.stop().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw error;
+  }
+}
