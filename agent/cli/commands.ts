@@ -6,8 +6,10 @@
 
 import type { Command } from "./command.ts";
 import { configCommand } from "./config_command.ts";
+import { demoCommand } from "./demo_command.ts";
 import { devicesCommand } from "./devices_command.ts";
 import { fleetCommand } from "./fleet_command.ts";
+import { historyCommand } from "./history_command.ts";
 import { statusCommand } from "./status_command.ts";
 import {
   cancelCommand,
@@ -21,6 +23,7 @@ import { watchCommand } from "./watch_command.ts";
 /** Every command of `liveupdate-agent`. */
 export const COMMANDS: readonly Command[] = [
   statusCommand,
+  historyCommand,
   checkCommand,
   prepareCommand,
   finishCommand,
@@ -30,4 +33,5 @@ export const COMMANDS: readonly Command[] = [
   devicesCommand,
   configCommand,
   fleetCommand,
+  demoCommand,
 ];

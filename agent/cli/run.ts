@@ -104,7 +104,8 @@ export async function runCli(
     global.logFormat ?? loaded.config.log.format,
   );
   try {
-    return await command.run({ host, log, loaded, configRoot, platform }, args);
+    const cli = (inner: readonly string[], innerHost: Host) => runCli(inner, innerHost, options);
+    return await command.run({ host, log, loaded, configRoot, platform, cli }, args);
   } catch (error) {
     if (error instanceof AgentError) {
       log.error(error.message);

@@ -12,6 +12,7 @@ import {
   assessCompatibility,
   formatLuoVersion,
   type KernelSide,
+  type ReleaseSource,
   type VerdictOutcome,
 } from "../compat/mod.ts";
 import type { LoadedConfig } from "../config/mod.ts";
@@ -109,6 +110,22 @@ export interface StatusContext {
   log?: Logger;
 }
 
+/**
+ * The running kernel's release as the update flows see it: from
+ * `<paths.proc>/sys/kernel/osrelease` when `paths.proc` is not the host's /proc (a
+ * rehearsal), else from the platform (uname).
+ */
+async function releasesFor(context: StatusContext): Promise<ReleaseSource> {
+  const proc = context.loaded.config.paths.proc;
+  if (proc === "/proc") return context.platform.releases;
+  try {
+    const release = (await context.fs.readTextFile(`${proc}/sys/kernel/osrelease`)).trim();
+    return { osRelease: () => release };
+  } catch {
+    return context.platform.releases;
+  }
+}
+
 /** Gathers the status report. Reads only; never throws for what the host lacks. */
 export async function gatherStatus(context: StatusContext): Promise<StatusReport> {
   const { config, sources } = context.loaded;
@@ -148,7 +165,7 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
 
   const compat = await assessCompatibility({
     fs: context.fs,
-    releases: context.platform.releases,
+    releases: await releasesFor(context),
     config,
   });
 

@@ -33,8 +33,13 @@ export interface StageOptions {
   /** The simulator binary (see `findSimulator`). */
   simulator: string;
   tree: SimTree;
-  /** Unit files for the private manager (the phase targets among them). */
-  units: Readonly<Record<string, string>>;
+  /**
+   * Unit files for the private manager (the phase targets among them), or a
+   * function of the stage's directory that returns them.
+   */
+  units: Readonly<Record<string, string>> | ((dir: string) => Record<string, string>);
+  /** Files to write before the manager starts: path below the stage's directory → contents. */
+  files?: (dir: string) => Record<string, { text: string; mode?: number }>;
   /** TOML of the scenario (phases, devices, …), written as a later drop-in. */
   config?: string;
   /** LUO versions of the two kernels ("" = no metadata file). Default "1.0" both. */
@@ -73,8 +78,11 @@ export interface Stage extends AsyncDisposable {
   kexecLog(): Promise<string[]>;
   /** The simulated kexec, as `bin/issue-kexec` runs it: the next boot, and /proc after it. */
   kexec(options?: { fallback?: boolean }): Promise<RebootResult>;
-  /** Stops the manager and the simulator and removes the directory. */
-  stop(): Promise<void>;
+  /**
+   * Stops the manager and the simulator and removes the directory (unless
+   * `keepDir`: then configuration, records, metrics and logs stay for a look).
+   */
+  stop(options?: { keepDir?: boolean }): Promise<void>;
 }
 
 async function write(path: string, text: string | Uint8Array, mode?: number): Promise<void> {
@@ -106,13 +114,16 @@ export async function startStage(options: StageOptions): Promise<Stage> {
   let sim: Sim | undefined;
   let systemd: PrivateSystemd | undefined;
   try {
+    for (const [path, file] of Object.entries(options.files?.(dir) ?? {})) {
+      await write(`${dir}/${path}`, file.text, file.mode);
+    }
     sim = await startSimulator({
       binary: options.simulator,
       tree: options.tree,
       prefix: `${prefix}-sim-`,
     });
     systemd = await startPrivateSystemd({
-      units: options.units,
+      units: typeof options.units === "function" ? options.units(dir) : options.units,
       prefix: `${prefix}-systemd`,
       ...(options.systemdLogLevel ? { logLevel: options.systemdLogLevel } : {}),
     });
@@ -207,7 +218,7 @@ export async function startStage(options: StageOptions): Promise<Stage> {
     const theSim = sim;
     const theSystemd = systemd;
     let stopping: Promise<void> | undefined;
-    const stop = () =>
+    const stop = (stopOptions: { keepDir?: boolean } = {}) =>
       stopping ??= (async () => {
         try {
           await theSystemd.stop();
@@ -215,7 +226,7 @@ export async function startStage(options: StageOptions): Promise<Stage> {
           try {
             await theSim.stop();
           } finally {
-            await Deno.remove(dir, { recursive: true }).catch(() => {});
+            if (!stopOptions.keepDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
           }
         }
       })();
@@ -246,7 +257,7 @@ export async function startStage(options: StageOptions): Promise<Stage> {
         return result;
       },
       stop,
-      [Symbol.asyncDispose]: stop,
+      [Symbol.asyncDispose]: () => stop(),
     };
   } catch (error) {
     await systemd?.stop().catch(() => {});
