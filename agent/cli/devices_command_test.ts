@@ -134,7 +134,7 @@ Deno.test("devices: without a live-update kernel the selection is still shown", 
   await using dir = await hostDir({ luo: false });
   const { code, stdout } = await devices(dir.root);
   assert.equal(code, 0);
-  assert.match(stdout, /^Kernel: unavailable — .*kernel\/liveupdate/m);
+  assert.match(stdout, /^ +Kernel: unavailable — .*kernel\/liveupdate/m);
   assert.match(stdout, /Selected \(4\)/);
   assert.match(stdout, /0000:01:00\.0 +\+pci:0000:01:00\.0 +\? +\? +\? +vm-0\.service/);
 });

@@ -1,9 +1,10 @@
 /**
- * What `liveupdate-agent status` reports, gathered without changing anything: the
- * kernel's live-update support (every backend probed), its state, the incoming
- * handover, and the compatibility of the configured target. The JSON document
- * (`status --json`) is this object; its `version` changes only when a field
- * changes meaning or disappears.
+ * What `liveupdate-agent status` reports, gathered without changing anything: a
+ * one-line summary of what the agent is doing, the kernel's live-update support
+ * (every backend probed), its state, the incoming handover, the compatibility of
+ * the configured target, the last attempts and the fleet. The JSON document
+ * (`status --json`, schema agent/cli/schemas/status.v1.schema.json) is this
+ * object; its `version` changes only when a field changes meaning or disappears.
  *
  * @module
  */
@@ -16,6 +17,8 @@ import {
   type VerdictOutcome,
 } from "../compat/mod.ts";
 import type { LoadedConfig } from "../config/mod.ts";
+import { describeError } from "../errors.ts";
+import { type FleetRuntimeState, readFleetState } from "../fleet/mod.ts";
 import type { FileSystem } from "../host/mod.ts";
 import {
   type BackendChoice,
@@ -30,7 +33,9 @@ import {
   readIncomingHandover,
 } from "../kernel/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import { AttemptStore, TERMINAL_STATUSES } from "../store/mod.ts";
 import { VERSION } from "../version.ts";
+import { type AttemptSummary, shortTime, summarizeAttempt } from "./attempts_view.ts";
 import type { Platform } from "./platform.ts";
 
 /** Version of the `status --json` document. */
@@ -49,9 +54,24 @@ export interface StatusKernelSide {
   note: string | null;
 }
 
+/** How many attempts `status` shows. */
+export const RECENT_ATTEMPTS = 5;
+
+/** What the agent is doing, in one word. */
+export type ActiveState = "idle" | "updating" | "failed" | "unavailable";
+
 /** The `status --json` document. */
 export interface StatusReport {
   version: typeof STATUS_JSON_VERSION;
+  /** What the agent is doing, and the sentence `status` shows first. */
+  summary: {
+    state: ActiveState;
+    sentence: string;
+    /** The attempt the sentence is about, if any. */
+    attempt: string | null;
+    /** When that attempt ended, or the kernel state was read. */
+    since: string | null;
+  };
   agent: { version: string };
   config: { sources: string[] };
   kernel: {
@@ -93,6 +113,25 @@ export interface StatusReport {
     running: StatusKernelSide;
     target: StatusKernelSide;
     verdict: { outcome: VerdictOutcome; allowed: boolean; override: boolean; sentence: string };
+  };
+  /** The attempts recorded under `paths.state_dir`. */
+  attempts: {
+    dir: string;
+    /** How many ended attempts are kept (`store.history`). */
+    keep: number;
+    total: number;
+    /** The newest {@link RECENT_ATTEMPTS}, newest first. */
+    recent: AttemptSummary[];
+    /** Record files that cannot be used. */
+    unreadable: { path: string; problem: string }[];
+    /** Why the records could not be listed, if they could not. */
+    error: string | null;
+  };
+  fleet: {
+    backend: string;
+    group: string;
+    /** This host's fleet state file (`<paths.runtime_dir>/fleet.json`), if any. */
+    state: FleetRuntimeState | null;
   };
 }
 
@@ -169,7 +208,33 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
     config,
   });
 
-  return {
+  const store = new AttemptStore(context.fs, config.paths.state_dir, config.store.history);
+  const attempts: StatusReport["attempts"] = {
+    dir: store.dir,
+    keep: config.store.history,
+    total: 0,
+    recent: [],
+    unreadable: [],
+    error: null,
+  };
+  try {
+    const { records, unreadable } = await store.list();
+    attempts.total = records.length;
+    attempts.recent = records.slice(0, RECENT_ATTEMPTS).map(summarizeAttempt);
+    attempts.unreadable = unreadable.map(({ path, problem }) => ({ path, problem }));
+  } catch (error) {
+    attempts.error = describeError(error);
+  }
+
+  let fleetState: FleetRuntimeState | null = null;
+  if (config.fleet.backend !== "none") {
+    fleetState = await readFleetState(context.fs, config.paths.runtime_dir).catch((error) => {
+      context.log?.warning(describeError(error));
+      return undefined;
+    }) ?? null;
+  }
+
+  const report: Omit<StatusReport, "summary"> = {
     version: STATUS_JSON_VERSION,
     agent: { version: VERSION },
     config: { sources: [...sources] },
@@ -199,5 +264,80 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
       target: sideJson(compat.target),
       verdict: { ...compat.verdict },
     },
+    attempts,
+    fleet: { backend: config.fleet.backend, group: config.fleet.group, state: fleetState },
+  };
+  const { version: documentVersion, ...rest } = report;
+  return { version: documentVersion, summary: summarize(report), ...rest };
+}
+
+const OPEN_PHRASES: Record<string, string> = {
+  preparing: "is being prepared",
+  prepared: "is prepared and waits for the kexec or a cancel",
+  "kexec-issued": "issued the kexec and waits for the new kernel",
+  finishing: "is being finished in the new kernel",
+  "rolling-back": "is being rolled back",
+};
+
+/** The summary: what the agent is doing, from the attempts and the kernel. */
+export function summarize(report: Omit<StatusReport, "summary">): StatusReport["summary"] {
+  const newest = report.attempts.recent[0];
+  if (newest && !TERMINAL_STATUSES.has(newest.status)) {
+    return {
+      state: "updating",
+      sentence: `Attempt ${newest.id} ${OPEN_PHRASES[newest.status] ?? newest.status}.`,
+      attempt: newest.id,
+      since: newest.started,
+    };
+  }
+  const { kernel } = report;
+  if (!kernel.available) {
+    return {
+      state: "unavailable",
+      sentence: `This kernel offers no live update: ${kernel.reason ?? "no interface found"}`,
+      attempt: null,
+      since: null,
+    };
+  }
+  if (kernel.state === "prepared" || kernel.state === "updated") {
+    return {
+      state: "updating",
+      sentence: `The kernel is in state "${kernel.state}" but no attempt of this agent is ` +
+        "open; 'liveupdate-agent recover' decides what to do.",
+      attempt: null,
+      since: null,
+    };
+  }
+  if (report.attempts.unreadable.length > 0 || report.attempts.error) {
+    return {
+      state: "failed",
+      sentence: report.attempts.error
+        ? `The attempt records cannot be read: ${report.attempts.error}`
+        : `${report.attempts.unreadable.length} attempt record(s) cannot be used; ` +
+          "'liveupdate-agent recover' sets them aside and brings the host to a known state.",
+      attempt: null,
+      since: null,
+    };
+  }
+  if (!newest) {
+    return { state: "idle", sentence: "Idle; no update recorded.", attempt: null, since: null };
+  }
+  const at = shortTime(newest.ended_at);
+  if (newest.status === "failed") {
+    return {
+      state: "failed",
+      sentence: `The last attempt ${newest.id} failed at ${at}: ${newest.message ?? "no message"}`,
+      attempt: newest.id,
+      since: newest.ended_at,
+    };
+  }
+  return {
+    state: "idle",
+    sentence: newest.status === "succeeded"
+      ? `Idle; the last update ${newest.id} succeeded at ${at}.`
+      : `Idle; the last attempt ${newest.id} was ${newest.status} at ${at}: ` +
+        `${newest.message ?? "no message"}`,
+    attempt: newest.id,
+    since: newest.ended_at,
   };
 }

@@ -46,7 +46,7 @@ Deno.test("devices --json against the simulated kernel, before and after a live 
     await rig.sim.kexec();
     const after = await run();
     assert.equal(after.code, 0, after.err);
-    assert.match(after.out, /^Kernel: state updated$/m);
+    assert.match(after.out, /^ +Kernel: state updated$/m);
     assert.match(after.out, /Preserved, waiting to be reclaimed \(6\)/);
     assert.match(after.out, /vm-3\.service/);
     assert.match(
