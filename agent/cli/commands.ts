@@ -18,6 +18,7 @@ import {
   prepareCommand,
   recoverCommand,
 } from "./update_commands.ts";
+import { waitCommand } from "./wait_command.ts";
 import { watchCommand } from "./watch_command.ts";
 
 /** Every command of `liveupdate-agent`. */
@@ -29,6 +30,7 @@ export const COMMANDS: readonly Command[] = [
   finishCommand,
   cancelCommand,
   recoverCommand,
+  waitCommand,
   watchCommand,
   devicesCommand,
   configCommand,
