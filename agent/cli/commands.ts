@@ -10,6 +10,7 @@ import { demoCommand } from "./demo_command.ts";
 import { devicesCommand } from "./devices_command.ts";
 import { fleetCommand } from "./fleet_command.ts";
 import { historyCommand } from "./history_command.ts";
+import { schemaCommand } from "./schema_command.ts";
 import { statusCommand } from "./status_command.ts";
 import {
   cancelCommand,
@@ -34,6 +35,7 @@ export const COMMANDS: readonly Command[] = [
   watchCommand,
   devicesCommand,
   configCommand,
+  schemaCommand,
   fleetCommand,
   demoCommand,
 ];

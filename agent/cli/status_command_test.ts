@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertDocument } from "../../tests/tools/assert_document.ts";
 import { buildFdt, khoTree, versionProperty } from "../../tests/kho/fdt_builder.ts";
 import { fakeBzImage } from "../../tests/kho/bzimage.ts";
 import { generateTree, writePlainSysfs } from "../../tests/sim/tree.ts";
@@ -52,7 +53,7 @@ Deno.test("status --json reports the backend, state, handover and compatibility"
       await runCli(["status", "--json", `--config-root=${root}`], host, { platform }),
       0,
     );
-    const report = JSON.parse(host.stdout.text());
+    const report = assertDocument("status", host.stdout.text());
     assert.equal(report.version, 1);
     assert.equal(report.kernel.available, true);
     assert.equal(report.kernel.backend, "rfc-v1");
@@ -106,7 +107,7 @@ Deno.test("status says what is missing when the kernel has no live update", asyn
       await runCli(["status", "--json", `--config-root=${root}`], json, { platform }),
       0,
     );
-    const report = JSON.parse(json.stdout.text());
+    const report = assertDocument("status", json.stdout.text());
     assert.equal(report.kernel.available, false);
     assert.deepEqual(report.kernel.missing, [
       `${root}/sys/kernel/liveupdate`,
@@ -129,7 +130,7 @@ Deno.test("status reports a garbled state file and a malformed handover without 
       await runCli(["status", "--json", `--config-root=${root}`], host, { platform }),
       0,
     );
-    const report = JSON.parse(host.stdout.text());
+    const report = assertDocument("status", host.stdout.text());
     assert.equal(report.kernel.available, false);
     assert.match(report.kernel.reason, /holds "garbage\\n", not a live-update state/);
     assert.equal(report.handover.status, "invalid");

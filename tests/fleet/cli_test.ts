@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertDocument } from "../tools/assert_document.ts";
 import { runCli } from "../../agent/cli/mod.ts";
 import { createTestHost } from "../../agent/host/mod.ts";
 import { startEtcd } from "./etcd_harness.ts";
@@ -44,7 +45,7 @@ Deno.test("cli: fleet status shows holders, halts and this host's state; fleet r
   );
 
   const json = await cli(["fleet", "status", "--json", root]);
-  const doc = JSON.parse(json.stdout);
+  const doc = assertDocument("fleet-status", json.stdout);
   assert.equal(doc.version, 1);
   assert.equal(doc.backend, "etcd");
   assert.deepEqual(doc.host, { id: "host-a", group: "default", slots: 2 });
@@ -75,7 +76,12 @@ Deno.test("cli: fleet status shows holders, halts and this host's state; fleet r
   assert.equal(again.stdout, '"host-a" holds no slot and halts nothing.\n');
   const forced = await cli(["fleet", "release", "host-b", "--force", "--json", root]);
   assert.equal(forced.code, 0);
-  assert.deepEqual(JSON.parse(forced.stdout).released.map((h: { id: string }) => h.id), ["host-b"]);
+  assert.deepEqual(
+    assertDocument<{ released: { id: string }[] }>("fleet-release", forced.stdout).released.map((
+      h: { id: string },
+    ) => h.id),
+    ["host-b"],
+  );
   await live.persist("kernel-prepare").catch(() => {});
   assert.equal(live.state, "lost", "the agent learns its slot was taken away");
 });

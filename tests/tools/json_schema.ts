@@ -217,3 +217,39 @@ export function assertValid(schema: Schema, value: unknown, what = "document"): 
     throw new Error(`The ${what} does not match its schema:\n  ${problems.join("\n  ")}`);
   }
 }
+
+/**
+ * Walks every subschema of `schema` (properties, items, combinators, `$defs`) and
+ * throws {@link SchemaError} for a keyword outside the subset or a `$ref` that does
+ * not resolve — also in branches no document reaches.
+ */
+export function checkSchema(schema: Schema): void {
+  const defs = (schema.$defs ?? {}) as Record<string, unknown>;
+  const walk = (node: unknown, where: string): void => {
+    if (!isObject(node)) throw new SchemaError(`Schema at ${where} is not an object`);
+    for (const keyword of Object.keys(node)) {
+      if (!KEYWORDS.has(keyword) && !ANNOTATIONS.has(keyword)) {
+        throw new SchemaError(`Unsupported keyword "${keyword}" at ${where}`);
+      }
+    }
+    if (typeof node.$ref === "string") {
+      const name = /^#\/\$defs\/([A-Za-z0-9_-]+)$/.exec(node.$ref)?.[1];
+      if (!name || !(name in defs)) throw new SchemaError(`Unresolvable $ref at ${where}`);
+    }
+    if (isObject(node.properties)) {
+      for (const [key, sub] of Object.entries(node.properties)) {
+        walk(sub, `${where}/properties/${key}`);
+      }
+    }
+    if (isObject(node.additionalProperties)) {
+      walk(node.additionalProperties, `${where}/additionalProperties`);
+    }
+    if ("items" in node) walk(node.items, `${where}/items`);
+    for (const combinator of ["anyOf", "oneOf"]) {
+      const options = node[combinator];
+      if (Array.isArray(options)) options.forEach((o, i) => walk(o, `${where}/${combinator}/${i}`));
+    }
+  };
+  walk(schema, "#");
+  for (const [name, sub] of Object.entries(defs)) walk(sub, `#/$defs/${name}`);
+}
