@@ -294,7 +294,7 @@ export function summarize(report: Omit<StatusReport, "summary">): StatusReport["
   if (!kernel.available) {
     return {
       state: "unavailable",
-      sentence: `This kernel offers no live update: ${kernel.reason ?? "no interface found"}`,
+      sentence: kernel.reason ?? "The running kernel offers no live-update interface.",
       attempt: null,
       since: null,
     };
