@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { AttemptRecord } from "../../agent/store/mod.ts";
 import { SAMPLE_VMS } from "../../agent/rehearsal/sample_host.ts";
+import { assertDocument } from "../tools/assert_document.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -30,7 +31,7 @@ Deno.test("deno task demo rehearses a full live update and prints its record", a
   }).output();
   const stderr = decoder.decode(output.stderr);
   assert.equal(output.code, 0, stderr);
-  const record = JSON.parse(decoder.decode(output.stdout)) as AttemptRecord;
+  const record = assertDocument<AttemptRecord>("attempt", decoder.decode(output.stdout));
 
   assert.equal(record.status, "succeeded");
   assert.equal(record.outcome?.exit_code, 0);
