@@ -7,6 +7,7 @@
 
 import { ExitCode } from "../exit_codes.ts";
 import { keyValues } from "./attempts_view.ts";
+import { refreshAllMetrics } from "./metrics_refresh.ts";
 import type { AttemptRecord } from "../store/mod.ts";
 import {
   preflight,
@@ -47,14 +48,20 @@ function printResolution(context: CommandContext, resolution: Resolution, json: 
   }
 }
 
+/**
+ * Runs `run` with the update context; with `metrics`, the metrics file is
+ * rewritten afterwards (whatever the outcome).
+ */
 async function withUpdate<T>(
   context: CommandContext,
   run: (update: ReturnType<typeof createUpdateContext>["update"]) => Promise<T>,
+  options: { metrics?: boolean } = {},
 ): Promise<T> {
   const { update, close } = createUpdateContext(context);
   try {
     return await run(update);
   } finally {
+    if (options.metrics) await refreshAllMetrics(update);
     await close();
   }
 }
@@ -110,7 +117,7 @@ export const prepareCommand: Command = {
       } finally {
         Deno.removeSignalListener("SIGTERM", onTerm);
       }
-    });
+    }, { metrics: true });
   },
 };
 
@@ -131,7 +138,7 @@ export const finishCommand: Command = {
       const resolution = await resolveUpdate(update, "finish");
       printResolution(context, resolution, args.values.json === true);
       return resolution.exitCode;
-    });
+    }, { metrics: true });
   },
 };
 
@@ -150,7 +157,7 @@ export const recoverCommand: Command = {
       const resolution = await resolveUpdate(update, "recover");
       printResolution(context, resolution, args.values.json === true);
       return resolution.exitCode;
-    });
+    }, { metrics: true });
   },
 };
 
@@ -169,7 +176,7 @@ export const cancelCommand: Command = {
       const resolution = await runCancel(update);
       printResolution(context, resolution, args.values.json === true);
       return resolution.exitCode;
-    });
+    }, { metrics: true });
   },
 };
 

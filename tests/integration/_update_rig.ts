@@ -116,6 +116,8 @@ export interface UpdateRig extends AsyncDisposable {
   configRoot: string;
   stateDir: string;
   proc: string;
+  /** The metrics file the agent writes (metrics.file). */
+  metricsFile: string;
   /** The kexec stand-in's log (one line per call: its arguments). */
   kexecLog(): Promise<string[]>;
   /** A fresh update context (as `liveupdate-agent` builds it) with the simulator's kexec. */
@@ -185,6 +187,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
       configRoot,
       stateDir,
       proc,
+      metricsFile: stage.metricsFile,
       libc,
       kexecLog: () => stage.kexecLog(),
       async context(contextOptions = {}) {
