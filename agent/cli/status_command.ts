@@ -8,7 +8,7 @@
 
 import { ExitCode } from "../exit_codes.ts";
 import type { FleetRuntimeState } from "../fleet/mod.ts";
-import { ago, historyLine, keyValues } from "./attempts_view.ts";
+import { ago, historyLine, keyValues, shortTime } from "./attempts_view.ts";
 import type { Command } from "./command.ts";
 import {
   type ActiveState,
@@ -51,9 +51,12 @@ function fleetStateLine(backend: string, group: string, state: FleetRuntimeState
 export function renderStatus(report: StatusReport, now: Date, color = false): string {
   const bullet = BULLETS[report.summary.state];
   const mark = color && bullet.color ? `${bullet.color}${bullet.mark}\x1b[0m` : bullet.mark;
-  const since = report.summary.since ? ` (${ago(report.summary.since, now)})` : "";
+  const { summary } = report;
+  const since = summary.since
+    ? ` since ${shortTime(summary.since)}; ${ago(summary.since, now)}`
+    : "";
   const rows: [string, string][] = [
-    ["Active", `${report.summary.state} — ${report.summary.sentence}${since}`],
+    ["Active", `${summary.state}${since}\n${summary.sentence}`],
   ];
   const { sources } = report.config;
   rows.push(["Config", sources.length ? sources.join("\n") : "defaults (no drop-in files)"]);

@@ -35,7 +35,7 @@ import {
 import type { Logger } from "../log/mod.ts";
 import { AttemptStore, TERMINAL_STATUSES } from "../store/mod.ts";
 import { VERSION } from "../version.ts";
-import { type AttemptSummary, shortTime, summarizeAttempt } from "./attempts_view.ts";
+import { type AttemptSummary, summarizeAttempt } from "./attempts_view.ts";
 import type { Platform } from "./platform.ts";
 
 /** Version of the `status --json` document. */
@@ -69,7 +69,7 @@ export interface StatusReport {
     sentence: string;
     /** The attempt the sentence is about, if any. */
     attempt: string | null;
-    /** When that attempt ended, or the kernel state was read. */
+    /** Since when the agent is in this state: the attempt's start or end, if known. */
     since: string | null;
   };
   agent: { version: string };
@@ -320,13 +320,12 @@ export function summarize(report: Omit<StatusReport, "summary">): StatusReport["
     };
   }
   if (!newest) {
-    return { state: "idle", sentence: "Idle; no update recorded.", attempt: null, since: null };
+    return { state: "idle", sentence: "No update recorded.", attempt: null, since: null };
   }
-  const at = shortTime(newest.ended_at);
   if (newest.status === "failed") {
     return {
       state: "failed",
-      sentence: `The last attempt ${newest.id} failed at ${at}: ${newest.message ?? "no message"}`,
+      sentence: `The last attempt ${newest.id} failed: ${newest.message ?? "no message"}`,
       attempt: newest.id,
       since: newest.ended_at,
     };
@@ -334,9 +333,8 @@ export function summarize(report: Omit<StatusReport, "summary">): StatusReport["
   return {
     state: "idle",
     sentence: newest.status === "succeeded"
-      ? `Idle; the last update ${newest.id} succeeded at ${at}.`
-      : `Idle; the last attempt ${newest.id} was ${newest.status} at ${at}: ` +
-        `${newest.message ?? "no message"}`,
+      ? `The last update ${newest.id} succeeded.`
+      : `The last attempt ${newest.id} ended ${newest.status}: ${newest.message ?? "no message"}`,
     attempt: newest.id,
     since: newest.ended_at,
   };

@@ -165,6 +165,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalResu
       files: sampleFiles,
       config: sampleConfig(),
       prefix: "liveupdate-demo",
+      handover: true,
     });
   } catch (error) {
     machine.end("failed", describeError(error));

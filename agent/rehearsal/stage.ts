@@ -4,7 +4,8 @@
  * the matching udev database, a private systemd manager with the agent's phase
  * targets and the scenario's services, a `/proc` the stage controls (command line,
  * release, uptime), kernel metadata for both kernels, a target kernel image,
- * kexec-tools stand-ins, and a configuration root pointing the agent at all of it.
+ * kexec-tools stand-ins, optionally the KHO handover in a debugfs directory, and a
+ * configuration root pointing the agent at all of it.
  * The agent then runs unchanged against it (`--config-root=<stage.configRoot>`).
  *
  * The kexec: the agent's `kexec.issue = "command"` runs `bin/issue-kexec`, which
@@ -22,6 +23,7 @@
 import { type RebootResult, type Sim, startSimulator } from "./simulator.ts";
 import { type PrivateSystemd, startPrivateSystemd } from "./private_systemd.ts";
 import { fakeBzImage } from "./boot_image.ts";
+import { khoTree, khoTreeWithoutLuo, versionProperty } from "./fdt_builder.ts";
 import { type SimTree, writeUdevDb } from "./tree.ts";
 
 /** The running and the target kernel of a stage, unless the options say otherwise. */
@@ -54,6 +56,12 @@ export interface StageOptions {
   prefix?: string;
   /** The private manager's log level. */
   systemdLogLevel?: "debug" | "info";
+  /**
+   * Simulate the KHO handover in `<dir>/debugfs/kho/in/fdt` (`paths.debugfs`): a
+   * tree without the orchestrator node before the kexec, and the running kernel's
+   * LUO version in it after a live one. Off by default (no debugfs).
+   */
+  handover?: boolean;
 }
 
 /** A running stage. Dispose of it with `await using` or {@link Stage.stop}. */
@@ -145,6 +153,12 @@ export async function startStage(options: StageOptions): Promise<Stage> {
     if (targetVersion) {
       await write(`${modules}/${targetRelease}/liveupdate-abi`, `LUO_VERSION=${targetVersion}\n`);
     }
+    const handover = `${dir}/kho-handover.fdt`;
+    if (options.handover) {
+      const [major = 1, minor = 0] = (runningVersion || "1.0").split(".").map(Number);
+      await write(`${dir}/debugfs/kho/in/fdt`, khoTreeWithoutLuo());
+      await write(handover, khoTree(versionProperty(major, minor)));
+    }
     const kernel = `${dir}/boot/vmlinuz-${targetRelease}`;
     await write(kernel, fakeBzImage({ version: `${targetRelease} (rehearsal@stage) #1 SMP` }));
     const initrd = `${dir}/boot/initrd.img-${targetRelease}`;
@@ -175,6 +189,7 @@ export async function startStage(options: StageOptions): Promise<Stage> {
         `if [ "$(cat ${sh(`${sim.root}/kernel/liveupdate/state`)})" = updated ]; then`,
         `  echo ${sh(targetRelease)} > ${sh(`${proc}/sys/kernel/osrelease`)}`,
         `  echo "0.00 0.00" > ${sh(`${proc}/uptime`)}`,
+        ...(options.handover ? [`  cp ${sh(handover)} ${sh(`${dir}/debugfs/kho/in/fdt`)}`] : []),
         "fi",
         "",
       ].join("\n"),
@@ -253,6 +268,7 @@ export async function startStage(options: StageOptions): Promise<Stage> {
         if (result.reboot === "live") {
           await Deno.writeTextFile(`${proc}/sys/kernel/osrelease`, `${targetRelease}\n`);
           await Deno.writeTextFile(`${proc}/uptime`, "0.00 0.00\n");
+          if (options.handover) await Deno.copyFile(handover, `${dir}/debugfs/kho/in/fdt`);
         }
         return result;
       },

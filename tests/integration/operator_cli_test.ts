@@ -35,7 +35,7 @@ Deno.test("every --json document of a whole update matches its schema", async ()
   assert.equal(assertDocument("check", check.stdout).ok, true);
   const idle = assertDocument("status", (await cli(rig, "status", "--json")).stdout);
   assert.equal(idle.summary.state, "idle");
-  assert.equal(idle.summary.sentence, "Idle; no update recorded.");
+  assert.equal(idle.summary.sentence, "No update recorded.");
   assertDocument("devices", (await cli(rig, "devices", "--json")).stdout);
 
   const prepare = await cli(rig, "prepare", "--json");

@@ -1,19 +1,25 @@
 // deno-lint-ignore-file no-console -- a developer tool that prints progress, not part of the agent
 /**
  * The README sections generated from the code (configuration reference, exit
- * codes). `deno run -A tests/tools/readme_sections.ts --write` refreshes them;
+ * codes, commands, journal events, JSON schemas). `deno run -A tests/tools/readme_sections.ts --write` refreshes them;
  * tests/tools/readme_test.ts fails when they are stale.
  *
  * @module
  */
 
-import { exitCodeTable } from "../../agent/cli/help.ts";
+import { COMMANDS } from "../../agent/cli/commands.ts";
+import { commandTable, exitCodeTable } from "../../agent/cli/help.ts";
+import { schemaTable } from "../../agent/cli/schemas/mod.ts";
 import { renderReference } from "../../agent/config/mod.ts";
+import { eventTable } from "../../agent/log/mod.ts";
 
 /** Generated sections by marker name. */
 export const SECTIONS: Readonly<Record<string, () => string>> = {
   "config-reference": renderReference,
   "exit-codes": exitCodeTable,
+  commands: () => commandTable(COMMANDS),
+  "journal-events": eventTable,
+  "json-schemas": schemaTable,
 };
 
 /** Replaces every generated section of `readme` with its current content. */

@@ -32,3 +32,14 @@ export function schemaNamed(name: string): DocumentSchema {
   if (!schema) throw new RangeError(`No schema named "${name}"`);
   return schema;
 }
+
+/** The schemas as a Markdown table (document, version, printed by, file), for the README. */
+export function schemaTable(): string {
+  const rows = allSchemas().map((schema) =>
+    `| \`${schema.name}\` | ${schema.version} | ${
+      schema.commands.map((c) => `\`${c}\``).join(", ")
+    } | [\`${schemaFileName(schema)}\`](agent/cli/schemas/${schemaFileName(schema)}) |`
+  );
+  return ["| document | version | printed by | schema |", "| --- | --- | --- | --- |", ...rows]
+    .join("\n") + "\n";
+}
