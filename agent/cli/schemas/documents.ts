@@ -1,8 +1,10 @@
 /**
  * The JSON Schema of every `--json` document the agent prints. Each document has
  * a `version` (attempt records: `schema`) that changes only when a field changes
- * meaning or disappears; new fields come with a new schema version too, so a
- * consumer can rely on exactly the fields its version lists.
+ * meaning or disappears. Fields may be added within a version; the schema then
+ * lists them too. The schemas allow no unlisted field, so the tests catch a field
+ * added to a document but not to its schema; consumers should ignore fields they
+ * do not know.
  *
  * @module
  */
