@@ -104,3 +104,43 @@ Deno.test("after an update the metrics file is valid and says what happened", as
   assert.equal(checked.code, 0, checked.output);
   assert.equal(checked.output.trim(), "", "promtool has no complaint");
 });
+
+Deno.test("the watcher rewrites the metrics file when the kernel's state changes", async () => {
+  await using rig = await startUpdateRig({ config: '[kernel]\nwatch_interval = "100ms"\n' });
+  const watcher = new Deno.Command(Deno.execPath(), {
+    args: rig.cliArgs("watch"),
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = (async () => {
+    let text = "";
+    for await (const chunk of watcher.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
+    return text;
+  })();
+  const stateIn = async (state: string) => {
+    for (let i = 0; i < 600; i++) {
+      try {
+        const { samples } = parseMetricsText(await Deno.readTextFile(rig.metricsFile));
+        if (samples.get(`liveupdate_kernel_state{state="${state}"}`) === 1) return samples;
+      } catch {
+        // not written yet, or being replaced
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`The metrics file never showed state ${state}`);
+  };
+  try {
+    const first = await stateIn("normal");
+    assert.equal(first.get("liveupdate_attempt_in_progress"), 0);
+    await Deno.writeTextFile(rig.sim.path("kernel/liveupdate/prepare"), "1");
+    await stateIn("prepared");
+    await Deno.writeTextFile(rig.sim.path("kernel/liveupdate/prepare"), "0");
+    await stateIn("normal");
+  } finally {
+    watcher.kill("SIGTERM");
+    const status = await watcher.status;
+    const log = await stderr;
+    assert.equal(status.code, 0, log);
+  }
+});

@@ -30,6 +30,17 @@ Deno.test("every --json document of a whole update matches its schema", async ()
   await using rig = await startUpdateRig();
   await rig.start("vmm.service");
 
+  const checkText = await cli(rig, "check");
+  assert.equal(checkText.code, 0, checkText.stderr);
+  assert.match(
+    checkText.stdout,
+    /^● check: prepare would go ahead\n +Target: .*vmlinuz-6\.19\.1-lu-new \(6\.19\.1-lu-new\)\n/,
+  );
+  assert.match(checkText.stdout, /\n +Devices: 2 selected, 2 ancestor\(s\) preserved with them/);
+  assert.match(
+    checkText.stdout,
+    /\n +Phases: prepare +stop \[vmm\.service\] start \[checkpoint\.service, liveupdate-prepare\.target\]\n/,
+  );
   const check = await cli(rig, "check", "--json");
   assert.equal(check.code, 0, check.stderr);
   assert.equal(assertDocument("check", check.stdout).ok, true);
@@ -70,7 +81,7 @@ Deno.test("every --json document of a whole update matches its schema", async ()
   assert.equal(assertDocument("resolution", recover.stdout).action, "nothing");
   const after = assertDocument("status", (await cli(rig, "status", "--json")).stdout);
   assert.equal(after.summary.state, "idle");
-  assert.match(after.summary.sentence, new RegExp(`the last update ${issued.id} succeeded`));
+  assert.equal(after.summary.sentence, `The last update ${issued.id} succeeded.`);
   assert.equal(after.attempts.recent[0].status, "succeeded");
   assert.equal(after.compat.running.release, "6.19.1-lu-new", "status reads the stage's /proc");
 
