@@ -34,7 +34,7 @@ if (import.meta.main) {
   await step("installing the packages it needs", "bash", ["tests/tools/setup_host.sh", "demo"]);
   await step("building the simulated kernel", "bash", ["tests/sim/build.sh"]);
   const { code } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--cached-only", `${root}agent/main.ts`, "demo", ...Deno.args],
+    args: ["run", "--allow-all", `${root}agent/main.ts`, "demo", ...Deno.args],
     cwd: root,
     stdin: "inherit",
     stdout: "inherit",
