@@ -61,6 +61,9 @@ Deno.test("cli: fleet status shows holders, halts and this host's state; fleet r
     /\n {6}Fleet: etcd, group default: kept since \S+ \(1 tries\) — Keeping the slot/,
   );
 
+  const generalJson = assertDocument("status", (await cli(["status", "--json", root])).stdout);
+  assert.equal(generalJson.fleet.state.phase, "kept");
+
   // A live slot needs --force (exit 7, busy); the kept one is freed by default (this host).
   const refused = await cli(["fleet", "release", "host-b", root]);
   assert.equal(refused.code, 7);
@@ -107,6 +110,11 @@ Deno.test("cli: fleet status when etcd cannot be reached, and without a fleet", 
     const status = await cli(["fleet", "status", `--config-root=${none.dir}`]);
     assert.equal(status.code, 0);
     assert.match(status.stdout, /^Fleet: {2}none/);
+    const noneJson = await cli(["fleet", "status", "--json", `--config-root=${none.dir}`]);
+    assert.deepEqual(assertDocument("fleet-status", noneJson.stdout), {
+      version: 1,
+      backend: "none",
+    });
     const release = await cli(["fleet", "release", `--config-root=${none.dir}`]);
     assert.equal(release.code, 2);
     assert.match(release.stderr, /fleet\.backend is "none": there is no fleet slot to free/);
