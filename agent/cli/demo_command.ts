@@ -118,12 +118,15 @@ export const demoCommand: Command = {
       return { code, stdout: stdout.text() };
     };
 
+    // Ctrl-C or SIGTERM: tear the machine down (once it exists) and leave with 130.
     let stopStage: (() => Promise<void>) | undefined;
+    let interruptedEarly = false;
+    const leave = (stop: () => Promise<void>) => stop().finally(() => Deno.exit(130));
     const interrupted = () => {
       progress.close();
       out.write("Interrupted: stopping the rehearsal's machine.\n");
-      const stop = stopStage ?? (() => Promise.resolve());
-      stop().finally(() => Deno.exit(130));
+      if (stopStage) leave(stopStage);
+      else interruptedEarly = true;
     };
     Deno.addSignalListener("SIGINT", interrupted);
     Deno.addSignalListener("SIGTERM", interrupted);
@@ -140,7 +143,10 @@ export const demoCommand: Command = {
         progress,
         now: () => host.clock.monotonic(),
         keep: args.values.keep === true,
-        started: (stop) => stopStage = stop,
+        started: (stop) => {
+          stopStage = stop;
+          if (interruptedEarly) leave(stop);
+        },
       });
       progress.close();
       out.write(`\n$ liveupdate-agent status\n${indent(result.status)}\n`);
