@@ -50,7 +50,8 @@ export function summarizeAttempt(record: AttemptRecord): AttemptSummary {
     duration_ms: ms(record.created, record.outcome?.at ?? record.updated),
     exit_code: record.outcome?.exit_code ?? null,
     message: record.outcome?.message ?? null,
-    failed_step: record.steps.find((step) => step.status === "failed")?.name ?? null,
+    failed_step: (record.notes.failure as { step?: string } | undefined)?.step ??
+      record.steps.find((step) => step.status === "failed")?.name ?? null,
   };
 }
 

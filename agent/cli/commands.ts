@@ -11,6 +11,7 @@ import { devicesCommand } from "./devices_command.ts";
 import { fleetCommand } from "./fleet_command.ts";
 import { historyCommand } from "./history_command.ts";
 import { schemaCommand } from "./schema_command.ts";
+import { sessionsCommand } from "./sessions_command.ts";
 import { statusCommand } from "./status_command.ts";
 import {
   cancelCommand,
@@ -37,5 +38,6 @@ export const COMMANDS: readonly Command[] = [
   configCommand,
   schemaCommand,
   fleetCommand,
+  sessionsCommand,
   demoCommand,
 ];

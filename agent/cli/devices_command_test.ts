@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { assertDocument } from "../../tests/tools/assert_document.ts";
 import { generateTree, writePlainSysfs, writeUdevDb } from "../../tests/sim/tree.ts";
-import { createTestHost, openLibc } from "../host/mod.ts";
+import { createTestHost, libcKernelFs, openLibc } from "../host/mod.ts";
 import type { Platform } from "./platform.ts";
 import { runCli } from "./run.ts";
 
@@ -39,10 +39,7 @@ async function hostDir(options: { luo?: boolean } = {}): Promise<TestHostDir> {
 
 async function devices(root: string, ...args: string[]) {
   using libc = openLibc();
-  const platform: Platform = {
-    libc: () => libc,
-    releases: { osRelease: () => "6.14.0" },
-  };
+  const platform: Platform = { libc: () => libc, kernelFs: () => libcKernelFs(libc) };
   const host = createTestHost();
   const code = await runCli(["devices", `--config-root=${root}`, ...args], host, { platform });
   return { code, stdout: host.stdout.text(), stderr: host.stderr.text() };

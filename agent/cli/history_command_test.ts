@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { assertDocument } from "../../tests/tools/assert_document.ts";
-import { createTestHost } from "../host/mod.ts";
+import { createTestHost, libcKernelFs, openLibc } from "../host/mod.ts";
 import { ATTEMPT_SCHEMA, type AttemptRecord, type AttemptStatus } from "../store/mod.ts";
 import { runCli } from "./run.ts";
 
@@ -124,13 +124,9 @@ async function withRecords(
 
 async function cli(root: string, ...argv: string[]) {
   const host = createTestHost();
+  using libc = openLibc();
   const code = await runCli([...argv, `--config-root=${root}`], host, {
-    platform: {
-      libc: () => {
-        throw new Error("no libc in this test");
-      },
-      releases: { osRelease: () => "6.19.1-new" },
-    },
+    platform: { libc: () => libc, kernelFs: () => libcKernelFs(libc) },
   });
   return { code, stdout: host.stdout.text(), stderr: host.stderr.text() };
 }

@@ -118,8 +118,8 @@ export function renderStatus(report: StatusReport, now: Date, color = false): st
   const { attempts } = report;
   rows.push([
     "Attempts",
-    attempts.error
-      ? `cannot be listed — ${attempts.error}`
+    attempts.problem
+      ? `cannot be listed — ${attempts.problem}`
       : `${attempts.total || "none"} recorded in ${attempts.dir}` +
         (attempts.unreadable.length ? `, ${attempts.unreadable.length} unusable` : ""),
   ]);

@@ -13,7 +13,6 @@ import {
   assessCompatibility,
   formatLuoVersion,
   type KernelSide,
-  type ReleaseSource,
   type VerdictOutcome,
 } from "../compat/mod.ts";
 import type { LoadedConfig } from "../config/mod.ts";
@@ -33,10 +32,10 @@ import {
   readIncomingHandover,
 } from "../kernel/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { AttemptStore, TERMINAL_STATUSES } from "../store/mod.ts";
+import { type AttemptRecord, AttemptStore, TERMINAL_STATUSES } from "../store/mod.ts";
 import { VERSION } from "../version.ts";
 import { type AttemptSummary, summarizeAttempt } from "./attempts_view.ts";
-import type { Platform } from "./platform.ts";
+import { type Platform, procFactsOf } from "./platform.ts";
 
 /** Version of the `status --json` document. */
 export const STATUS_JSON_VERSION = 1;
@@ -122,10 +121,15 @@ export interface StatusReport {
     total: number;
     /** The newest {@link RECENT_ATTEMPTS}, newest first. */
     recent: AttemptSummary[];
-    /** Record files that cannot be used. */
+    /**
+     * The attempt still open, if any: the newest that is not `refused` (a refused
+     * attempt changed nothing, so it never hides an open one) and has not ended.
+     */
+    open: string | null;
+    /** Record files that cannot be used (`recover` sets them aside). */
     unreadable: { path: string; problem: string }[];
     /** Why the records could not be listed, if they could not. */
-    error: string | null;
+    problem: string | null;
   };
   fleet: {
     backend: string;
@@ -143,33 +147,20 @@ function sideJson(side: KernelSide): StatusKernelSide {
 
 /** What {@link gatherStatus} reads through. */
 export interface StatusContext {
+  /** Ordinary files (the compatibility metadata, the target image). */
   fs: FileSystem;
+  /** The kernel's files (sysfs, debugfs, procfs). */
   platform: Platform;
   loaded: LoadedConfig;
   log?: Logger;
 }
 
-/**
- * The running kernel's release as the update flows see it: from
- * `<paths.proc>/sys/kernel/osrelease` when `paths.proc` is not the host's /proc (a
- * rehearsal), else from the platform (uname).
- */
-async function releasesFor(context: StatusContext): Promise<ReleaseSource> {
-  const proc = context.loaded.config.paths.proc;
-  if (proc === "/proc") return context.platform.releases;
-  try {
-    const release = (await context.fs.readTextFile(`${proc}/sys/kernel/osrelease`)).trim();
-    return { osRelease: () => release };
-  } catch {
-    return context.platform.releases;
-  }
-}
-
 /** Gathers the status report. Reads only; never throws for what the host lacks. */
 export async function gatherStatus(context: StatusContext): Promise<StatusReport> {
   const { config, sources } = context.loaded;
+  const kernelFs = context.platform.kernelFs();
   const kctx = kernelContext(config, {
-    fs: context.fs,
+    fs: kernelFs,
     libc: context.platform.libc,
     log: context.log,
   });
@@ -193,7 +184,7 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
   try {
     const incoming = kernel
       ? await kernel.incoming()
-      : await readIncomingHandover(context.fs, config.paths.debugfs);
+      : await readIncomingHandover(kernelFs, config.paths.debugfs);
     handover = incoming.status === "present"
       ? { status: "present", file: incoming.file, version: version(incoming.version), detail: null }
       : { status: incoming.status, file: incoming.file, version: null, detail: incoming.detail };
@@ -204,26 +195,33 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
 
   const compat = await assessCompatibility({
     fs: context.fs,
-    releases: await releasesFor(context),
+    releases: procFactsOf(context.platform, config),
     config,
   });
 
   const store = new AttemptStore(context.fs, config.paths.state_dir, config.store.history);
+  let openRecord: AttemptRecord | undefined;
   const attempts: StatusReport["attempts"] = {
     dir: store.dir,
     keep: config.store.history,
     total: 0,
     recent: [],
+    open: null,
     unreadable: [],
-    error: null,
+    problem: null,
   };
   try {
     const { records, unreadable } = await store.list();
     attempts.total = records.length;
     attempts.recent = records.slice(0, RECENT_ATTEMPTS).map(summarizeAttempt);
+    const newest = records.find((record) => record.status !== "refused");
+    if (newest && !TERMINAL_STATUSES.has(newest.status)) {
+      attempts.open = newest.id;
+      openRecord = newest;
+    }
     attempts.unreadable = unreadable.map(({ path, problem }) => ({ path, problem }));
   } catch (error) {
-    attempts.error = describeError(error);
+    attempts.problem = describeError(error);
   }
 
   let fleetState: FleetRuntimeState | null = null;
@@ -268,7 +266,7 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
     fleet: { backend: config.fleet.backend, group: config.fleet.group, state: fleetState },
   };
   const { version: documentVersion, ...rest } = report;
-  return { version: documentVersion, summary: summarize(report), ...rest };
+  return { version: documentVersion, summary: summarize(report, openRecord), ...rest };
 }
 
 const OPEN_PHRASES: Record<string, string> = {
@@ -279,15 +277,31 @@ const OPEN_PHRASES: Record<string, string> = {
   "rolling-back": "is being rolled back",
 };
 
-/** The summary: what the agent is doing, from the attempts and the kernel. */
-export function summarize(report: Omit<StatusReport, "summary">): StatusReport["summary"] {
+/**
+ * The summary: what the agent is doing, from the attempts and the kernel. `open` is
+ * the open attempt's record (for what its rollback left).
+ */
+export function summarize(
+  report: Omit<StatusReport, "summary">,
+  open?: AttemptRecord,
+): StatusReport["summary"] {
   const newest = report.attempts.recent[0];
-  if (newest && !TERMINAL_STATUSES.has(newest.status)) {
+  if (open) {
+    const rollback = open.notes.rollback as { incomplete?: unknown } | undefined;
+    if (open.status === "rolling-back" && rollback?.incomplete) {
+      return {
+        state: "failed",
+        sentence: `Attempt ${open.id} could not be rolled back completely; fix the cause and run ` +
+          "'liveupdate-agent recover' ('liveupdate-agent history latest' shows what is left).",
+        attempt: open.id,
+        since: open.updated,
+      };
+    }
     return {
       state: "updating",
-      sentence: `Attempt ${newest.id} ${OPEN_PHRASES[newest.status] ?? newest.status}.`,
-      attempt: newest.id,
-      since: newest.started,
+      sentence: `Attempt ${open.id} ${OPEN_PHRASES[open.status] ?? open.status}.`,
+      attempt: open.id,
+      since: open.created,
     };
   }
   const { kernel } = report;
@@ -308,11 +322,11 @@ export function summarize(report: Omit<StatusReport, "summary">): StatusReport["
       since: null,
     };
   }
-  if (report.attempts.unreadable.length > 0 || report.attempts.error) {
+  if (report.attempts.unreadable.length > 0 || report.attempts.problem) {
     return {
       state: "failed",
-      sentence: report.attempts.error
-        ? `The attempt records cannot be read: ${report.attempts.error}`
+      sentence: report.attempts.problem
+        ? `The attempt records cannot be read: ${report.attempts.problem}`
         : `${report.attempts.unreadable.length} attempt record(s) cannot be used; ` +
           "'liveupdate-agent recover' sets them aside and brings the host to a known state.",
       attempt: null,

@@ -6,8 +6,7 @@
  */
 
 import { assessCompatibility } from "../compat/mod.ts";
-import { denoDeviceFs, type DeviceFs, libcDeviceFs } from "../devices/mod.ts";
-import { AgentError, describeError } from "../errors.ts";
+import { AgentError } from "../errors.ts";
 import { KexecTools } from "../kexec/mod.ts";
 import { kernelContext, openKernel } from "../kernel/mod.ts";
 import { AttemptStore } from "../store/mod.ts";
@@ -17,35 +16,12 @@ import {
   managerKexec,
   type SystemdManager,
 } from "../systemd/mod.ts";
-import { acquireUpdateLock, type HostFacts, type UpdateContext } from "../update/mod.ts";
+import { acquireUpdateLock, type UpdateContext } from "../update/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CommandContext } from "./command.ts";
+import { procFactsOf } from "./platform.ts";
 
 const startedAt = new Date();
-
-/** The files of `<paths.proc>` the flows read, through libc (Deno needs --allow-all for /proc). */
-function procFacts(fs: DeviceFs, proc: string): HostFacts {
-  const read = (name: string, max = 65_536): string => {
-    const buffer = new Uint8Array(max);
-    const count = fs.read(`${proc}/${name}`, buffer);
-    if (typeof count !== "number") {
-      throw new AgentError(`Cannot read "${proc}/${name}": ${count.errno}.`);
-    }
-    return new TextDecoder().decode(buffer.subarray(0, count));
-  };
-  return {
-    cmdline: () => read("cmdline"),
-    osRelease: () => read("sys/kernel/osrelease", 256).trim(),
-    uptimeSeconds: () => {
-      try {
-        const value = Number(read("uptime", 128).split(/\s+/)[0]);
-        return Number.isFinite(value) ? value : undefined;
-      } catch {
-        return undefined;
-      }
-    },
-  };
-}
 
 /** The kexec trigger the configuration asks for. */
 function trigger(context: CommandContext, manager: SystemdManager): KexecTrigger {
@@ -86,16 +62,10 @@ export function createUpdateContext(
 ): { update: UpdateContext; close(): Promise<void> } {
   const { config } = context.loaded;
   const { host, log, platform } = context;
-  let deviceFs: DeviceFs;
-  try {
-    deviceFs = libcDeviceFs(platform.libc());
-  } catch (error) {
-    log.debug(`No libc binding (${describeError(error)}); reading devices through Deno.`);
-    deviceFs = denoDeviceFs;
-  }
+  const deviceFs = platform.kernelFs();
   let manager: Promise<SystemdManager> | undefined;
   const onJournal = crashHook(context);
-  const facts = procFacts(deviceFs, config.paths.proc);
+  const facts = procFactsOf(platform, config);
   const update: UpdateContext = {
     config,
     log,
@@ -105,13 +75,13 @@ export function createUpdateContext(
     facts,
     openKernel: () =>
       openKernel(
-        kernelContext(config, { fs: host.fs, libc: platform.libc, log }),
+        kernelContext(config, { fs: deviceFs, libc: platform.libc, log }),
         config.kernel.backend,
       ),
     systemd: () => manager ??= connectSystemd(host, config),
     deviceFs,
     deviceLayer: (kernel) => ({ fs: deviceFs, hostFs: host.fs, kernel, log }),
-    kexec: new KexecTools(host.processes, host.fs, {
+    kexec: new KexecTools(host.processes, deviceFs, {
       binary: config.kexec.binary,
       sysfs: config.paths.sysfs,
       timeoutMs: config.kexec.load_timeout,

@@ -112,7 +112,11 @@ async function waitNormal(
 ): Promise<Omit<WaitReport, "version" | "for" | "waited_ms">> {
   const { config } = context.loaded;
   const kernel = await openKernel(
-    kernelContext(config, { fs: context.host.fs, libc: context.platform.libc, log: context.log }),
+    kernelContext(config, {
+      fs: context.platform.kernelFs(),
+      libc: context.platform.libc,
+      log: context.log,
+    }),
     config.kernel.backend,
   );
   const machine = kernel.stateMachine;

@@ -94,7 +94,10 @@ const BUS_ADDRESS = /^unix:path=\/[^,;]+$/;
 export const SCHEMA = {
   paths: section("Where the agent finds the host's interfaces and keeps its state.", {
     sysfs: path("Root of sysfs (the kernel's live-update files are below it).", "/sys"),
-    proc: path("Root of procfs (for the running kernel's command line).", "/proc"),
+    proc: path(
+      "Root of procfs (the running kernel's command line and release, the boot id, the uptime).",
+      "/proc",
+    ),
     udev_db: path("The udev database (tags and device properties).", "/run/udev"),
     debugfs: path("Root of debugfs (for the incoming KHO tree).", "/sys/kernel/debug"),
     state_dir: path("The agent's records and journal of update steps.", "/var/lib/liveupdate"),
@@ -213,6 +216,33 @@ export const SCHEMA = {
       { min: "0s", max: "1h" },
     ),
   }),
+  sessions: section(
+    "Live-update sessions brokered to client services (mainline /dev/liveupdate kernels).",
+    {
+      socket: path(
+        "The root-only socket clients connect to; empty means <runtime_dir>/sessions.sock. Set " +
+          '"/run/luod/liveupdate.sock" for luod (luo-agent) clients.',
+        "",
+        { optional: true },
+      ),
+      ready_timeout: duration(
+        "How long preparation waits for every subscribed client to preserve its files (READY).",
+        "1min",
+        { min: "1s", max: "1h" },
+      ),
+      claim_timeout: duration(
+        "After a live update, how long sessions wait for their clients to claim them before " +
+          "they are finished and their files dropped.",
+        "10min",
+        { min: "1s", max: "24h" },
+      ),
+      device_busy_timeout: duration(
+        "How long a busy /dev/liveupdate (held by systemd or another opener) is retried.",
+        "10s",
+        { min: "0s", max: "10min" },
+      ),
+    },
+  ),
   store: section("The record of update attempts.", {
     history: integer("How many past attempts to keep.", 50, { min: 1, max: 10_000 }),
   }),

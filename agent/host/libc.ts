@@ -7,10 +7,13 @@
  *
  * Every call returns the raw result; {@link Libc.errno} reads errno right after a
  * failed call (call it synchronously, before anything else runs on this thread).
+ * errno is per thread: after a `nonblocking` call (which runs on another thread)
+ * it is NOT readable; use the `_now` variants where the errno matters.
  *
  * @module
  */
 
+import { AgentError } from "../errors.ts";
 import { errnoName } from "./errno.ts";
 
 const SYMBOLS = {
@@ -33,10 +36,22 @@ const SYMBOLS = {
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize", nonblocking: true },
+  recvmsg_now: { name: "recvmsg", parameters: ["i32", "buffer", "i32"], result: "isize" },
+  accept4_now: { name: "accept4", parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  reboot: { parameters: ["i32"], result: "i32" },
+  // syscall(nr, a, b, c, pointer, e): the shape of kexec_file_load(2), which glibc does not wrap.
+  syscall_kexec_file_load: {
+    name: "syscall",
+    parameters: ["i64", "i64", "i64", "i64", "buffer", "u64"],
+    result: "i64",
+  },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
   flock: { parameters: ["i32", "i32"], result: "i32" },
-  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   getpid: { parameters: [], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
@@ -58,9 +73,19 @@ export interface Libc extends Disposable {
   close(): void;
 }
 
-/** Opens libc and returns a binding. Needs `--allow-ffi`. */
+/** Opens libc and returns a binding. Needs `--allow-ffi`; says so when it is missing. */
 export function openLibc(): Libc {
-  const library = Deno.dlopen("libc.so.6", SYMBOLS);
+  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
+  try {
+    library = Deno.dlopen("libc.so.6", SYMBOLS);
+  } catch (error) {
+    throw new AgentError(
+      `Cannot load libc through FFI (${error instanceof Error ? error.message : error}): the ` +
+        "agent reaches the kernel's files, poll(2) and sd_notify through it and must run with " +
+        "--allow-ffi (as its build does: agent/build/permissions.ts).",
+      { cause: error },
+    );
+  }
   const errno = () => {
     const pointer = library.symbols.__errno_location();
     return pointer === null ? 0 : new Deno.UnsafePointerView(pointer).getInt32();

@@ -30,6 +30,16 @@ import { type SimTree, writeUdevDb } from "./tree.ts";
 export const RUNNING_RELEASE = "6.19.0-lu-old";
 export const TARGET_RELEASE = "6.19.1-lu-new";
 
+/** How the kexec stand-in answers loads (`kexec -s -l`). */
+export interface KexecBehaviour {
+  /** Exit code of a load (default 0: loaded). */
+  exit?: number;
+  /** Seconds a load takes before it ends as `exit` says. */
+  sleep?: number;
+  /** The load never ends (it must be killed: the agent's load timeout). */
+  hang?: boolean;
+}
+
 /** Options of {@link startStage}. */
 export interface StageOptions {
   /** The simulator binary (see `findSimulator`). */
@@ -42,7 +52,7 @@ export interface StageOptions {
   units: Readonly<Record<string, string>> | ((dir: string) => Record<string, string>);
   /** Files to write before the manager starts: path below the stage's directory → contents. */
   files?: (dir: string) => Record<string, { text: string; mode?: number }>;
-  /** TOML of the scenario (phases, devices, …), written as a later drop-in. */
+  /** TOML of the scenario (phases, devices, …), written as a later drop-in (55-scenario.toml). */
   config?: string;
   /** LUO versions of the two kernels ("" = no metadata file). Default "1.0" both. */
   runningVersion?: string;
@@ -84,6 +94,14 @@ export interface Stage extends AsyncDisposable {
   targetRelease: string;
   /** The kexec stand-in's log (one line per call: its arguments). */
   kexecLog(): Promise<string[]>;
+  /** Whether a kexec kernel is loaded (a load succeeded and no unload or reboot followed). */
+  kexecLoaded(): Promise<boolean>;
+  /** Changes how the kexec stand-in answers loads. */
+  setKexec(behaviour: KexecBehaviour): Promise<void>;
+  /** Writes (or with "" removes) the LUO version metadata of the running and the target kernel. */
+  setVersions(running: string, target: string): Promise<void>;
+  /** The running kernel's command line as `<proc>/cmdline` reports it. */
+  setCmdline(cmdline: string): Promise<void>;
   /** The simulated kexec, as `bin/issue-kexec` runs it: the next boot, and /proc after it. */
   kexec(options?: { fallback?: boolean }): Promise<RebootResult>;
   /**
@@ -146,13 +164,14 @@ export async function startStage(options: StageOptions): Promise<Stage> {
     await write(`${proc}/uptime`, "1234.56 2000.00\n");
     const modules = `${dir}/modules`;
     const runningVersion = options.runningVersion ?? "1.0";
-    const targetVersion = options.targetVersion ?? "1.0";
-    if (runningVersion) {
-      await write(`${modules}/${runningRelease}/liveupdate-abi`, `LUO_VERSION=${runningVersion}\n`);
-    }
-    if (targetVersion) {
-      await write(`${modules}/${targetRelease}/liveupdate-abi`, `LUO_VERSION=${targetVersion}\n`);
-    }
+    const setVersions = async (running: string, target: string) => {
+      for (const [release, version] of [[runningRelease, running], [targetRelease, target]]) {
+        const file = `${modules}/${release}/liveupdate-abi`;
+        if (version) await write(file, `LUO_VERSION=${version}\n`);
+        else await Deno.remove(file).catch(() => {});
+      }
+    };
+    await setVersions(runningVersion, options.targetVersion ?? "1.0");
     const handover = `${dir}/kho-handover.fdt`;
     if (options.handover) {
       const [major = 1, minor = 0] = (runningVersion || "1.0").split(".").map(Number);
@@ -163,20 +182,43 @@ export async function startStage(options: StageOptions): Promise<Stage> {
     await write(kernel, fakeBzImage({ version: `${targetRelease} (rehearsal@stage) #1 SMP` }));
     const initrd = `${dir}/boot/initrd.img-${targetRelease}`;
     await write(initrd, "initrd");
+    // The kexec stand-in: logs its arguments, keeps "loaded" in a file, and answers
+    // loads as the files kexec.{exit,sleep,hang} say (see setKexec).
     const kexec = `${dir}/bin/kexec`;
     await write(
       kexec,
       [
         "#!/bin/sh",
-        "# Stands in for kexec-tools: records its arguments; loads exit with the stage's code.",
-        `echo "$@" >> ${sh(`${dir}/kexec.log`)}`,
-        ...(options.kexecSleep ? [`sleep ${options.kexecSleep}`] : []),
-        `case "$1 $2" in "-s -l") exit ${options.kexecExit ?? 0};; esac`,
+        "# Stands in for kexec-tools: records its arguments and whether a kernel is loaded.",
+        `d=${sh(dir)}`,
+        'echo "$@" >> "$d/kexec.log"',
+        'case "$1 $2" in',
+        '"-s -l")',
+        '  if [ -f "$d/kexec.hang" ]; then exec sleep 600; fi',
+        '  if [ -f "$d/kexec.sleep" ]; then sleep "$(cat "$d/kexec.sleep")"; fi',
+        '  code=$(cat "$d/kexec.exit" 2>/dev/null || echo 0)',
+        '  if [ "$code" = 0 ]; then : > "$d/kexec.loaded"; else',
+        '    echo "kexec_file_load failed: Invalid argument" >&2; fi',
+        '  exit "$code";;',
+        '"-s -u") rm -f "$d/kexec.loaded"; exit 0;;',
+        "esac",
         "exit 0",
         "",
       ].join("\n"),
       0o755,
     );
+    const setKexec = async (behaviour: KexecBehaviour) => {
+      for (const name of ["exit", "sleep", "hang"]) {
+        await Deno.remove(`${dir}/kexec.${name}`).catch(() => {});
+      }
+      if (behaviour.exit) await write(`${dir}/kexec.exit`, `${behaviour.exit}\n`);
+      if (behaviour.sleep) await write(`${dir}/kexec.sleep`, `${behaviour.sleep}\n`);
+      if (behaviour.hang) await write(`${dir}/kexec.hang`, "");
+    };
+    await setKexec({
+      ...(options.kexecExit ? { exit: options.kexecExit } : {}),
+      ...(options.kexecSleep ? { sleep: options.kexecSleep } : {}),
+    });
     const issue = `${dir}/bin/issue-kexec`;
     await write(
       issue,
@@ -185,7 +227,12 @@ export async function startStage(options: StageOptions): Promise<Stage> {
         "# Stands in for systemd's kexec.target: reboot(2) for kexec on the simulated kernel,",
         "# then the next boot. When the kernel comes back updated, the target booted.",
         "set -e",
+        `boot=$(cat ${sh(`${sim.root}/.luo-sim/boot_id`)})`,
         `printf kexec > ${sh(`${sim.root}/.luo-sim/control`)}`,
+        "# A reboot (live, plain or cold) leaves no kexec kernel loaded.",
+        `if [ "$(cat ${sh(`${sim.root}/.luo-sim/boot_id`)})" != "$boot" ]; then`,
+        `  rm -f ${sh(`${dir}/kexec.loaded`)}`,
+        "fi",
         `if [ "$(cat ${sh(`${sim.root}/kernel/liveupdate/state`)})" = updated ]; then`,
         `  echo ${sh(targetRelease)} > ${sh(`${proc}/sys/kernel/osrelease`)}`,
         `  echo "0.00 0.00" > ${sh(`${proc}/uptime`)}`,
@@ -228,7 +275,7 @@ export async function startStage(options: StageOptions): Promise<Stage> {
         "",
       ].join("\n"),
     );
-    if (options.config) await write(`${dropIns}/60-scenario.toml`, options.config);
+    if (options.config) await write(`${dropIns}/55-scenario.toml`, options.config);
 
     const theSim = sim;
     const theSystemd = systemd;
@@ -263,8 +310,26 @@ export async function startStage(options: StageOptions): Promise<Stage> {
           return [];
         }
       },
+      async kexecLoaded() {
+        try {
+          await Deno.stat(`${dir}/kexec.loaded`);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      setKexec,
+      setVersions,
+      async setCmdline(cmdline) {
+        await write(`${proc}/cmdline`, cmdline);
+      },
       async kexec(kexecOptions) {
         const result = await theSim.kexec(kexecOptions);
+        // A reboot (live, plain or cold) leaves no kexec kernel loaded; a kexec that
+        // failed without the fallback leaves the old kernel running, with it loaded.
+        if (result.reboot !== "failed" || result.fallback === "cold") {
+          await Deno.remove(`${dir}/kexec.loaded`).catch(() => {});
+        }
         if (result.reboot === "live") {
           await Deno.writeTextFile(`${proc}/sys/kernel/osrelease`, `${targetRelease}\n`);
           await Deno.writeTextFile(`${proc}/uptime`, "0.00 0.00\n");

@@ -41,7 +41,10 @@ export interface StepEntry {
   undo?: unknown;
   /** What the step changed or found (recorded when it is done). */
   result?: unknown;
+  /** Why the step failed (kept after its undo, so the journal still says). */
   error?: string;
+  /** Why undoing the step failed, while it is not undone. */
+  undo_error?: string;
 }
 
 /** A kernel as the record knows it. */
@@ -160,8 +163,12 @@ export function checkAttempt(value: unknown): { ok: true; record: AttemptRecord 
   return { ok: true, record: value as unknown as AttemptRecord };
 }
 
-/** A new attempt id: sortable by time, unique ("20261125T200000Z-3fa9c1"). */
+/**
+ * A new attempt id: sortable by time to the millisecond (two attempts within one
+ * second must still sort in order: the newest record is the open one), unique
+ * ("20261125T200000.123Z-3fa9c1").
+ */
 export function newAttemptId(now: Date): string {
-  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const stamp = now.toISOString().replace(/[-:]/g, "");
   return `${stamp}-${crypto.randomUUID().slice(0, 6)}`;
 }

@@ -118,10 +118,13 @@ export class AttemptStore {
     return { records, unreadable };
   }
 
-  /** The newest attempt that has not ended, if any. */
+  /**
+   * The newest attempt, if it has not ended. Refused attempts are passed over: they
+   * changed nothing, and one refused while another attempt is open must not hide it.
+   */
   async open(): Promise<AttemptRecord | undefined> {
     const { records } = await this.list();
-    const newest = records[0];
+    const newest = records.find((record) => record.status !== "refused");
     return newest && !TERMINAL_STATUSES.has(newest.status) ? newest : undefined;
   }
 

@@ -60,6 +60,9 @@ Deno.test("list is newest first; open finds the unfinished newest attempt", asyn
     ]);
     assert.deepEqual(unreadable, []);
     assert.equal((await store.open())?.id, "20261125T210000Z-bbbbbb");
+    // A refused attempt (it changed nothing) does not hide the open one.
+    await store.save(attempt("20261125T213000Z-refuse", "refused"), now);
+    assert.equal((await store.open())?.id, "20261125T210000Z-bbbbbb");
     await store.save(attempt("20261125T220000Z-cccccc", "failed"), now);
     assert.equal(await store.open(), undefined);
   });
@@ -137,7 +140,9 @@ Deno.test("prune keeps the newest records and never removes an unfinished one", 
 Deno.test("attempt ids sort by time and are unique", () => {
   const a = newAttemptId(new Date("2026-11-25T20:00:00.123Z"));
   const b = newAttemptId(new Date("2026-11-25T20:00:01.000Z"));
-  assert.match(a, /^20261125T200000Z-[0-9a-f]{6}$/);
+  const c = newAttemptId(new Date("2026-11-25T20:00:00.124Z"));
+  assert.match(a, /^20261125T200000\.123Z-[0-9a-f]{6}$/);
   assert.ok(a < b);
+  assert.ok(a < c, "within one second, by the millisecond");
   assert.notEqual(newAttemptId(new Date(0)), newAttemptId(new Date(0)));
 });

@@ -93,7 +93,7 @@ export interface JobsRun {
   /** Every job: the requested ones in request order, then the ones systemd added. */
   records: JobRecord[];
   /** "complete": every job ended; otherwise why the agent stopped waiting. */
-  ended: "complete" | "timeout" | "disconnected";
+  ended: "complete" | "timeout" | "disconnected" | "aborted";
   /** The disconnect, when `ended` is "disconnected". */
   disconnect?: BusDisconnectedError;
 }
@@ -110,6 +110,11 @@ export interface RunJobsOptions {
   timeoutMs: number;
   /** Cancel jobs still queued when the time is up (default true). */
   cancelOnTimeout?: boolean;
+  /**
+   * Stops waiting when aborted (the agent got SIGTERM): jobs not ended yet are
+   * cancelled like at a timeout, and the batch ends "aborted".
+   */
+  signal?: AbortSignal;
 }
 
 function str(value: unknown, what: string): string {
@@ -160,6 +165,20 @@ function timer(ms: number): { promise: Promise<"timeout">; clear(): void } {
     id = setTimeout(() => resolve("timeout"), ms);
   });
   return { promise, clear: () => clearTimeout(id) };
+}
+
+function abortion(signal: AbortSignal | undefined): {
+  promise: Promise<"aborted">;
+  clear(): void;
+} {
+  if (!signal) return { promise: new Promise<never>(() => {}), clear: () => {} };
+  let onAbort: () => void = () => {};
+  const promise = new Promise<"aborted">((resolve) => {
+    onAbort = () => resolve("aborted");
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return { promise, clear: () => signal.removeEventListener("abort", onAbort) };
 }
 
 /** A connection to systemd's manager. Close it with {@link close} (or `await using`). */
@@ -303,6 +322,7 @@ export class SystemdManager implements AsyncDisposable {
       };
     }
     const deadline = timer(options.timeoutMs);
+    const aborted = abortion(options.signal);
     const watcher = new JobWatcher(this.#bus);
     const byPath = new Map<string, JobRecord>();
     const anchors: JobRecord[] = [];
@@ -373,12 +393,13 @@ export class SystemdManager implements AsyncDisposable {
       const ended = await Promise.race([
         repliesIn.then(() => Promise.all(waits)).then(() => "complete" as const),
         deadline.promise,
+        aborted.promise,
         this.#bus.disconnected.then(() => "disconnected" as const),
       ]);
       // Every call ends by itself (reply, error, its own timeout or the disconnect):
       // wait for them, so a job whose reply came late is still known (and cancelled).
       await repliesIn;
-      if (ended === "timeout") {
+      if (ended === "timeout" || ended === "aborted") {
         for (const [path, rec] of byPath) {
           if (rec.result === undefined && watcher.result(path) === undefined) rec.timedOut = true;
         }
@@ -395,6 +416,7 @@ export class SystemdManager implements AsyncDisposable {
       return run;
     } finally {
       deadline.clear();
+      aborted.clear();
       watcher.stop();
     }
   }

@@ -89,6 +89,24 @@ Deno.test("at the timeout, jobs still queued are cancelled and marked", async ()
   assert.ok(fake.calls.some((c) => c.member === "Cancel"));
 });
 
+Deno.test("an abort ends the batch: jobs still queued are cancelled and marked", async () => {
+  const fake = new FakeSystemd({ "hung.service": { hang: true }, "ok.service": {} });
+  await using manager = await connect(fake);
+  const controller = new AbortController();
+  const running = manager.runJobs([
+    { unit: "hung.service", type: "start" },
+    { unit: "ok.service", type: "start" },
+  ], { timeoutMs: 3_600_000, signal: controller.signal });
+  setTimeout(() => controller.abort(), 20);
+  const run = await running;
+  assert.equal(run.ended, "aborted");
+  assert.deepEqual(run.records.map((r) => [r.unit, r.result, r.timedOut]), [
+    ["hung.service", "canceled", true],
+    ["ok.service", "done", undefined],
+  ]);
+  assert.ok(fake.calls.some((c) => c.member === "Cancel"));
+});
+
 Deno.test("a disconnect while waiting ends the batch at once", async () => {
   const fake = new FakeSystemd({ "hung.service": { hang: true } });
   await using manager = await connect(fake);

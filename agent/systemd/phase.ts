@@ -23,6 +23,7 @@ import type { Logger } from "../log/mod.ts";
 import { type Config, type Phase, PHASES } from "../config/schema.ts";
 import {
   type JobFailure,
+  PhaseAbortedError,
   type PhaseChanges,
   PhaseDisconnectedError,
   PhaseFailedError,
@@ -87,6 +88,11 @@ export interface PhaseContext {
   manager: SystemdManager;
   log: Logger;
   clock: Pick<Clock, "monotonic">;
+  /**
+   * Aborting (SIGTERM) stops the phase: no further wave is submitted, jobs not ended
+   * yet are cancelled, and the phase throws {@link PhaseAbortedError}.
+   */
+  signal?: AbortSignal;
 }
 
 /** A unit's expected load state for a role in a plan. */
@@ -260,11 +266,18 @@ async function runWaves(
   for (const wave of waves) {
     if (wave.length === 0) continue;
     const remaining = timeoutMs - (clock.monotonic() - started);
-    // No time left for this wave: it is pending as a whole, nothing is submitted.
-    last = remaining > 0 ? await manager.runJobs(wave, { timeoutMs: remaining }) : {
-      records: wave.map((r) => ({ unit: r.unit, type: r.type, anchor: true, timedOut: true })),
-      ended: "timeout",
-    };
+    const stopped = context.signal?.aborted ? "aborted" : remaining > 0 ? undefined : "timeout";
+    // No time left for this wave, or the phase was aborted: it is pending as a whole,
+    // nothing is submitted.
+    last = stopped === undefined
+      ? await manager.runJobs(wave, {
+        timeoutMs: remaining,
+        ...(context.signal ? { signal: context.signal } : {}),
+      })
+      : {
+        records: wave.map((r) => ({ unit: r.unit, type: r.type, anchor: true, timedOut: true })),
+        ended: stopped,
+      };
     records.push(...last.records);
     if (last.ended !== "complete" || failuresOf(last.records).length > 0) break;
   }
@@ -292,6 +305,15 @@ async function runWaves(
         ...new Set([...uncertain, ...records.filter((r) => !r.result).map((r) => r.unit)]),
       ],
       cause: last?.disconnect,
+    });
+  }
+  if (last?.ended === "aborted") {
+    throw new PhaseAbortedError({
+      phase,
+      changes,
+      failures,
+      uncertain,
+      pending: [...new Set(records.filter((r) => r.timedOut || !r.result).map((r) => r.unit))],
     });
   }
   if (last?.ended === "timeout") {

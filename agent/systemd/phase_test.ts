@@ -16,6 +16,7 @@ import {
   undoChanges,
 } from "./phase.ts";
 import {
+  PhaseAbortedError,
   PhaseDisconnectedError,
   PhaseFailedError,
   PhaseTimeoutError,
@@ -232,6 +233,33 @@ Deno.test("a phase that outlives its timeout reports the pending units", async (
   assert.deepEqual(error.pending, ["hung.service"]);
   assert.match(error.message, /^Phase "prepare" timed out after 30 ms waiting for "hung\.service"/);
   assert.deepEqual(error.changes.started, ["liveupdate-prepare.target"]);
+});
+
+Deno.test("an aborted phase cancels what waits and submits no further wave", async () => {
+  const { fake, manager, context } = await setup({
+    "hung.service": { activeState: "active", hang: true },
+    "b.service": {},
+  });
+  await using _ = manager;
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 30);
+  const error = await rejection(
+    runPhase(
+      { ...context, signal: controller.signal },
+      plan({ stop: ["hung.service"], start: ["b.service"], timeoutMs: 3_600_000 }),
+    ),
+    PhaseAbortedError,
+  );
+  assert.deepEqual(error.pending, ["hung.service"]);
+  assert.match(error.message, /^Phase "prepare" was stopped .* "hung\.service"/);
+  assert.ok(!fake.calls.some((c) => c.body?.[0] === "b.service" && c.member === "EnqueueUnitJob"));
+  // Aborted before it starts: nothing is submitted at all.
+  const calls = fake.calls.length;
+  await rejection(
+    runPhase({ ...context, signal: controller.signal }, plan({ start: ["b.service"] })),
+    PhaseAbortedError,
+  );
+  assert.ok(!fake.calls.slice(calls).some((c) => c.member === "EnqueueUnitJob"));
 });
 
 Deno.test("a disconnect mid-phase is a PhaseDisconnectedError, not a hang", async () => {

@@ -251,6 +251,21 @@ export class PhaseTimeoutError extends PhaseError {
   }
 }
 
+/** The phase was stopped (the agent got SIGTERM); jobs not ended yet were cancelled. */
+export class PhaseAbortedError extends PhaseError {
+  override name = "PhaseAbortedError";
+
+  constructor(options: PhaseErrorOptions & { pending: readonly string[] }) {
+    const list = options.pending.slice(0, 5).map((u) => `"${u}"`).join(", ");
+    const more = options.pending.length > 5 ? ` and ${options.pending.length - 5} more` : "";
+    super(
+      `${phaseName(options.phase)} was stopped (the agent was asked to stop)` +
+        (list ? ` while waiting for ${list}${more}; their jobs were cancelled.` : "."),
+      options,
+    );
+  }
+}
+
 /** The bus went away during a phase; what happened to the pending jobs is unknown. */
 export class PhaseDisconnectedError extends PhaseError {
   override name = "PhaseDisconnectedError";

@@ -8,7 +8,7 @@
 import { ExitCode } from "../exit_codes.ts";
 import type { UpdateContext } from "./context.ts";
 import type { Plan } from "./plan.ts";
-import { completeRollback } from "./rollback.ts";
+import { completeRollback, rollbackFinal } from "./rollback.ts";
 import type { Resolution } from "./resolve.ts";
 import { UpdateFailedError } from "./update_error.ts";
 
@@ -49,10 +49,10 @@ export async function runCancel(context: UpdateContext): Promise<Resolution> {
     manager,
     `Attempt ${open.id} was cancelled by the operator.`,
     undefined,
-    "cancelled",
+    rollbackFinal(open, "cancelled"),
   );
   return {
-    action: rolled.status,
+    action: rolled.status === "rolling-back" ? "rollback-incomplete" : rolled.status,
     message: rolled.message,
     exitCode: rolled.exitCode,
     record: open,

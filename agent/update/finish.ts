@@ -17,7 +17,7 @@ import type { AttemptRecord, StepEntry } from "../store/mod.ts";
 import { runPhase, type SystemdManager } from "../systemd/mod.ts";
 import type { UpdateContext } from "./context.ts";
 import type { Plan } from "./plan.ts";
-import { closeRecord, saveRecord } from "./record.ts";
+import { closeRecord, noteFailure, saveRecord } from "./record.ts";
 import { UpdateFailedError } from "./update_error.ts";
 
 interface FinishStep {
@@ -111,7 +111,12 @@ export async function finishUpdate(
   if (record.status !== "finishing") {
     record.status = "finishing";
     record.timings.agent_started = context.startedAt.toISOString();
-    const uptime = context.facts.uptimeSeconds();
+    let uptime: number | undefined;
+    try {
+      uptime = context.facts.uptimeSeconds();
+    } catch (error) {
+      log.warning(`The boot time is unknown: ${describeError(error)}`);
+    }
     if (uptime !== undefined) {
       const booted = new Date(clock.now().getTime() - uptime * 1000).toISOString();
       const since = ms(record.timings.kexec_issued, booted);
@@ -139,8 +144,12 @@ export async function finishUpdate(
           incoming,
         );
         if (!handover.matches && incoming.status === "present") problems.push(handover.sentence);
+        const result = { booted, expected, handover: handover.sentence, problems };
+        if (problems.length === 0) return result;
+        // Reported loudly, and the attempt ends failed (a fleet rollout halts), but the
+        // update is finished all the same: the kernel cannot go back.
         for (const problem of problems) log.event("version-mismatch", problem);
-        return { booted, expected, handover: handover.sentence, problems };
+        throw Object.assign(new Error(problems.join(" ")), { partialResult: result });
       },
     },
     {
@@ -203,6 +212,9 @@ export async function finishUpdate(
     } catch (error) {
       entry.status = "failed";
       entry.error = describeError(error);
+      const partial = (error as { partialResult?: unknown }).partialResult;
+      if (partial !== undefined) entry.result = partial;
+      noteFailure(record, step.name, error);
       failures.push(`${step.name}: ${entry.error}`);
       log.event("step-failed", `Step ${step.name} failed: ${entry.error}`, { step: step.name });
     }

@@ -122,7 +122,7 @@ export async function preflight(
     problem("kernel", describeError(error));
   }
 
-  // No other attempt open.
+  // No other attempt open, and no damaged record that might be one.
   try {
     const open = await context.store.open();
     if (open) {
@@ -130,6 +130,18 @@ export async function preflight(
         "record",
         `Attempt ${open.id} is still "${open.status}"; run 'liveupdate-agent recover' (or ` +
           "'liveupdate-agent cancel') to end it first.",
+      );
+    }
+    const { records, unreadable } = await context.store.list();
+    const newestRecord = records.find((record) => record.status !== "refused");
+    const newest = newestRecord ? context.store.pathOf(newestRecord.id) : "";
+    for (const bad of unreadable) {
+      if (bad.path <= newest) continue;
+      problem(
+        "record",
+        `The newest attempt record "${bad.path}" cannot be used (${bad.problem}); it may be an ` +
+          "update that is still open. Run 'liveupdate-agent recover', which sets it aside and " +
+          "brings the host to a known state.",
       );
     }
   } catch (error) {

@@ -11,10 +11,10 @@ import { ExitCode } from "../exit_codes.ts";
 import type { AttemptRecord } from "../store/mod.ts";
 import type { UpdateContext } from "./context.ts";
 import { preflight, type PrepareOptions } from "./preflight.ts";
-import { prepareSteps, undoableSteps } from "./prepare_steps.ts";
-import { closeRecord, newRecord, saveRecord } from "./record.ts";
+import { prepareSteps } from "./prepare_steps.ts";
+import { closeRecord, newRecord, noteFailure, saveRecord } from "./record.ts";
 import { completeRollback } from "./rollback.ts";
-import { runSteps, undoSteps } from "./steps.ts";
+import { runSteps, type UndoOutcome } from "./steps.ts";
 import { RefusedError, RolledBackError, UpdateFailedError } from "./update_error.ts";
 
 /** Options of {@link runPrepare}. */
@@ -70,7 +70,7 @@ export async function runPrepare(
   );
   const kernel = checked.kernel;
   const manager = await context.systemd();
-  const steps = prepareSteps(flowContext, checked.plan, kernel, manager);
+  const steps = prepareSteps(flowContext, checked.plan, kernel, manager, options.signal);
   const runOptions = {
     save: (r: AttemptRecord) => saveRecord(context, r),
     now: () => clock.now(),
@@ -79,6 +79,10 @@ export async function runPrepare(
   };
   const outcome = await runSteps(record, steps, {
     ...runOptions,
+    onFailure: (step, error) => {
+      noteFailure(record, step, error);
+      record.status = "rolling-back";
+    },
     onJournal: async (step, status) => {
       if (status === "started") attemptLog.event("step-started", `Step ${step} started.`, { step });
       if (status === "done") attemptLog.event("step-done", `Step ${step} done.`, { step });
@@ -86,52 +90,14 @@ export async function runPrepare(
       await context.onJournal?.(step, status);
     },
   });
-  if (!outcome.ok) {
-    const why = `Step "${outcome.failed}" failed: ${describeError(outcome.error)}`;
-    const rolled = await completeRollback(
-      flowContext,
-      record,
-      checked.plan,
-      kernel,
-      manager,
-      why,
-      outcome.undo,
-    );
-    if (rolled.status === "rolled-back") {
-      throw new RolledBackError(rolled.message, { cause: outcome.error });
-    }
-    throw new UpdateFailedError(rolled.message, { cause: outcome.error });
-  }
-
-  record.timings.prepared = clock.now().toISOString();
-  if (checked.plan.stopAtPrepared) {
-    record.status = "prepared";
-    await saveRecord(context, record);
-    attemptLog.notice(
-      "The update is prepared; issue the kexec ('systemctl kexec') or cancel it " +
-        "('liveupdate-agent cancel').",
-    );
-    return record;
-  }
-
-  record.status = "kexec-issued";
-  record.timings.kexec_issued = clock.now().toISOString();
-  record.timings.prepare_ms = Math.round(clock.monotonic() - start);
-  await saveRecord(context, record);
-  await context.onJournal?.("kexec", "started");
-  attemptLog.event("kexec-issued", "Issuing the kexec into the target kernel.");
-  try {
-    await context.kexecTrigger(manager).kexec();
-  } catch (error) {
-    const why = `Issuing the kexec failed: ${describeError(error)}`;
-    attemptLog.error(why);
-    record.status = "rolling-back";
-    await saveRecord(context, record).catch(() => {});
-    const undo = await undoSteps(
-      record,
-      undoableSteps(flowContext, checked.plan, kernel, manager),
-      runOptions,
-    );
+  /** Rolls everything back after `step` failed, then throws how that ended. */
+  const rollBack = async (
+    step: string,
+    error: unknown,
+    why: string,
+    undo?: UndoOutcome,
+  ): Promise<never> => {
+    noteFailure(record, step, error);
     const rolled = await completeRollback(
       flowContext,
       record,
@@ -145,6 +111,50 @@ export async function runPrepare(
       throw new RolledBackError(rolled.message, { cause: error });
     }
     throw new UpdateFailedError(rolled.message, { cause: error });
+  };
+  if (!outcome.ok) {
+    const stopped = options.signal?.aborted && outcome.error === options.signal.reason;
+    const why = stopped
+      ? `Stopped at step "${outcome.failed}": ${describeError(outcome.error)}`
+      : `Step "${outcome.failed}" failed: ${describeError(outcome.error)}`;
+    return await rollBack(outcome.failed, outcome.error, why, outcome.undo);
+  }
+
+  if (options.signal?.aborted) {
+    // Stopped after the last step, before the kexec: still in time to roll back.
+    const why = `Stopped before the kexec: ${describeError(options.signal.reason)}`;
+    return await rollBack("kexec", options.signal.reason, why);
+  }
+  record.timings.prepared = clock.now().toISOString();
+  record.status = checked.plan.stopAtPrepared ? "prepared" : "kexec-issued";
+  if (record.status === "kexec-issued") {
+    record.timings.kexec_issued = clock.now().toISOString();
+    record.timings.prepare_ms = Math.round(clock.monotonic() - start);
+  }
+  try {
+    // The record must say "kexec issued" before the kexec: after the reboot it is
+    // how finish knows what happened.
+    await saveRecord(context, record);
+  } catch (error) {
+    const why = `Saving the record before the kexec failed: ${describeError(error)}`;
+    attemptLog.error(why);
+    return await rollBack("record", error, why);
+  }
+  if (checked.plan.stopAtPrepared) {
+    attemptLog.notice(
+      "The update is prepared; issue the kexec ('systemctl kexec') or cancel it " +
+        "('liveupdate-agent cancel').",
+    );
+    return record;
+  }
+  await context.onJournal?.("kexec", "started");
+  attemptLog.event("kexec-issued", "Issuing the kexec into the target kernel.");
+  try {
+    await context.kexecTrigger(manager).kexec();
+  } catch (error) {
+    const why = `Issuing the kexec failed: ${describeError(error)}`;
+    attemptLog.error(why);
+    return await rollBack("kexec", error, why);
   }
   return record;
 }

@@ -114,6 +114,8 @@ export function loadStep(context: UpdateContext, plan: Plan): Step<{ wasLoaded: 
 /** What a phase step reports (JSON). */
 export interface PhaseStepResult {
   changes: PhaseChanges;
+  /** Units whose outcome the phase could not learn (the bus went away). */
+  uncertain?: string[];
   jobs?: number;
   durationMs?: number;
 }
@@ -138,11 +140,25 @@ export async function changesSince(
   return { stopped, started };
 }
 
-/** Runs a phase's units; undo reverses exactly what it changed. */
+/** The union of two sets of changes (a unit in both lists of either is left as `a` says). */
+function mergeChanges(a: PhaseChanges, b: PhaseChanges): PhaseChanges {
+  const stopped = new Set(a.stopped);
+  const started = new Set(a.started);
+  for (const unit of b.stopped) if (!started.has(unit)) stopped.add(unit);
+  for (const unit of b.started) if (!stopped.has(unit)) started.add(unit);
+  return { stopped: [...stopped], started: [...started] };
+}
+
+/**
+ * Runs a phase's units; undo reverses what it changed: what the phase reported,
+ * plus every unit of the snapshot whose state differs now (a phase interrupted by a
+ * crash, or one that lost the bus, reports nothing or only part).
+ */
 export function phaseStep(
   context: UpdateContext,
   manager: SystemdManager,
   phase: PlannedPhase,
+  signal?: AbortSignal,
 ): Step<UnitSnapshot, PhaseStepResult> {
   const phaseContext = { manager, log: context.log, clock: context.clock };
   return {
@@ -154,7 +170,7 @@ export function phaseStep(
     },
     async run() {
       try {
-        const report = await runPhase(phaseContext, phase);
+        const report = await runPhase({ ...phaseContext, ...(signal ? { signal } : {}) }, phase);
         context.log.event("phase-done", `Phase "${phase.phase}" done.`, {
           phase: phase.phase,
           stopped: report.changes.stopped.length,
@@ -171,13 +187,16 @@ export function phaseStep(
               { unit: failure.unit, phase: phase.phase },
             );
           }
-          throw Object.assign(error, { partialResult: { changes: error.changes } });
+          const partialResult: PhaseStepResult = { changes: error.changes };
+          if (error.uncertain.length > 0) partialResult.uncertain = [...error.uncertain];
+          throw Object.assign(error, { partialResult });
         }
         throw error;
       }
     },
     async undo(snapshot, result) {
-      const changes = result?.changes ?? await changesSince(manager, snapshot);
+      const since = await changesSince(manager, snapshot);
+      const changes = result?.changes ? mergeChanges(result.changes, since) : since;
       await undoChanges(phaseContext, changes, phase.timeoutMs);
     },
   };
@@ -198,20 +217,24 @@ export function kernelPrepareStep(context: UpdateContext, machine: StateMachine)
   };
 }
 
-/** Every step of a prepare, in order, for this kernel. */
+/**
+ * Every step of a prepare, in order, for this kernel. `signal` (SIGTERM) stops a
+ * phase that is waiting for its units.
+ */
 export function prepareSteps(
   context: UpdateContext,
   plan: Plan,
   kernel: Kernel,
   manager: SystemdManager,
+  signal?: AbortSignal,
 ): Step[] {
   const phase = (name: string) => plan.phases.find((p) => p.phase === name)!;
   const steps: Step[] = [];
   if (kernel.devices) steps.push(deviceStep(context, plan, kernel.devices) as Step);
   steps.push(loadStep(context, plan) as Step);
-  steps.push(phaseStep(context, manager, phase("prepare")) as Step);
+  steps.push(phaseStep(context, manager, phase("prepare"), signal) as Step);
   if (kernel.stateMachine) steps.push(kernelPrepareStep(context, kernel.stateMachine));
-  steps.push(phaseStep(context, manager, phase("reboot")) as Step);
+  steps.push(phaseStep(context, manager, phase("reboot"), signal) as Step);
   return steps;
 }
 

@@ -76,7 +76,8 @@ export async function refreshMetrics(context: UpdateContext, kernelState?: strin
 
 /**
  * Ends the attempt: status, outcome and end time, saved; old records pruned; the
- * metrics refreshed. A failure to save is logged (the outcome is reported anyway).
+ * metrics refreshed. A failure to save is logged (the outcome is reported anyway);
+ * returns whether the record was saved.
  */
 export async function closeRecord(
   context: UpdateContext,
@@ -84,13 +85,15 @@ export async function closeRecord(
   result: AttemptStatus,
   message: string,
   exitCode: ExitCode,
-): Promise<void> {
+): Promise<boolean> {
   const at = context.clock.now().toISOString();
   record.status = result;
   record.outcome = { result, message, exit_code: exitCode, at };
   record.timings.ended = at;
+  let saved = false;
   try {
     await saveRecord(context, record);
+    saved = true;
     await context.store.prune();
   } catch (error) {
     context.log.error(
@@ -98,4 +101,36 @@ export async function closeRecord(
     );
   }
   await refreshMetrics(context);
+  return saved;
+}
+
+/** What `notes.failure` says: the step that failed and why. */
+export interface FailureNote {
+  /** The step ("prepare-kernel", "kexec", …). */
+  step: string;
+  error: string;
+  /** The kernel's errno, when the kernel refused. */
+  errno?: string;
+  /** The agent stopped during the step (killed, power lost) rather than the step failing. */
+  interrupted?: true;
+}
+
+/** Records in `notes.failure` which step failed and why (the first failure wins). */
+export function noteFailure(
+  record: AttemptRecord,
+  step: string,
+  error: unknown,
+  options: { interrupted?: boolean } = {},
+): FailureNote {
+  const existing = record.notes.failure as FailureNote | undefined;
+  if (existing?.step) return existing;
+  const errno = (error as { errno?: unknown } | undefined)?.errno;
+  const note: FailureNote = {
+    step,
+    error: describeError(error),
+    ...(typeof errno === "string" ? { errno } : {}),
+    ...(options.interrupted ? { interrupted: true as const } : {}),
+  };
+  record.notes.failure = note;
+  return note;
 }

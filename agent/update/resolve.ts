@@ -10,6 +10,7 @@
  */
 
 import { PHASES } from "../config/mod.ts";
+import { ownershipStoreFor, undoReconcile } from "../devices/mod.ts";
 import { describeError } from "../errors.ts";
 import { ExitCode } from "../exit_codes.ts";
 import { type Kernel, KernelUnsupportedError } from "../kernel/mod.ts";
@@ -18,9 +19,8 @@ import { ATTEMPT_SCHEMA, type AttemptRecord, newAttemptId } from "../store/mod.t
 import type { UpdateContext } from "./context.ts";
 import { finishUpdate } from "./finish.ts";
 import type { Plan } from "./plan.ts";
-import { saveRecord } from "./record.ts";
-import { completeRollback, runCancelPhase } from "./rollback.ts";
-import { closeRecord } from "./record.ts";
+import { closeRecord, type FailureNote, noteFailure, saveRecord } from "./record.ts";
+import { completeRollback, rollbackFinal, type RollbackNotes, runCancelPhase } from "./rollback.ts";
 import { UpdateFailedError } from "./update_error.ts";
 
 /** What `finish`/`recover` did. */
@@ -73,7 +73,9 @@ function adoptedRecord(context: UpdateContext, backend: string): AttemptRecord {
 /** Sets unusable records aside; returns whether the newest record was one of them. */
 async function setAsideUnusable(context: UpdateContext): Promise<string[]> {
   const { records, unreadable } = await context.store.list();
-  const newest = records[0]?.id ?? "";
+  // Refused attempts changed nothing: a damaged record older than one is still the
+  // newest that may have been an update in progress.
+  const newest = records.find((record) => record.status !== "refused")?.id ?? "";
   const aside: string[] = [];
   for (const bad of unreadable) {
     const name = bad.path.slice(bad.path.lastIndexOf("/") + 1).replace(/\.json$/, "");
@@ -85,6 +87,100 @@ async function setAsideUnusable(context: UpdateContext): Promise<string[]> {
     if (name > newest) aside.push(moved);
   }
   return aside;
+}
+
+/**
+ * After the open attempt's record turned out unusable (set aside): without its
+ * journal the agent cannot know exactly what the attempt changed, so it brings the
+ * host to a safe state — the kernel cancelled if prepared, no kexec kernel loaded,
+ * the devices the agent requested given back, phase "cancel" run so workloads come
+ * back — and records that in a new attempt record (status "failed") naming the
+ * units the operator should check.
+ */
+async function recoverWithoutRecord(
+  context: UpdateContext,
+  kernel: Kernel,
+  state: string,
+  lost: string[],
+): Promise<Resolution> {
+  const { log } = context;
+  const done: string[] = [];
+  const problems: string[] = [];
+  if (kernel.stateMachine && state === "prepared") {
+    try {
+      await kernel.stateMachine.cancel();
+      done.push("cancelled the kernel's prepare");
+    } catch (error) {
+      problems.push(`cancelling the kernel's prepare failed: ${describeError(error)}`);
+    }
+  }
+  try {
+    if (await context.kexec.isLoaded() !== false) {
+      await context.kexec.unload();
+      done.push("unloaded the kexec kernel");
+    }
+  } catch (error) {
+    problems.push(`unloading the kexec kernel failed: ${describeError(error)}`);
+  }
+  // Only an update's request-devices step makes the agent request devices, and every
+  // attempt that ends gives its requests back (rollback) or forgets them (finish):
+  // with no attempt open, what the ownership record lists was that attempt's doing.
+  if (kernel.devices) {
+    const store = ownershipStoreFor(context.config, context.fs);
+    try {
+      const owned = await store.load();
+      if (owned.size > 0) {
+        await undoReconcile({
+          kernel: kernel.devices,
+          store,
+          undo: {
+            changes: [...owned].map(([path, device]) => ({
+              path,
+              id: device.id,
+              from: false,
+              to: true,
+              reason: "selected" as const,
+            })),
+            ownedBefore: [],
+          },
+        });
+        done.push(`gave back the agent's request of ${owned.size} device(s)`);
+      }
+    } catch (error) {
+      problems.push(`giving back the requested devices failed: ${describeError(error)}`);
+    }
+  }
+  const plan = emptyPlan(context, kernel.backend);
+  try {
+    const problem = await runCancelPhase(context, await context.systemd(), plan);
+    if (problem) problems.push(`phase "cancel" failed: ${problem}`);
+    else done.push('ran phase "cancel"');
+  } catch (error) {
+    problems.push(`phase "cancel" could not run: ${describeError(error)}`);
+  }
+  const check = plan.phases
+    .filter((p) => p.phase === "prepare" || p.phase === "reboot")
+    .flatMap((p) => [...p.stop, ...p.start]);
+  const message = `The newest attempt record was unusable and was set aside (` +
+    `${lost.join(", ")}); without its journal the agent cannot tell exactly what that attempt ` +
+    `changed. It ${done.length ? done.join(", ") : "changed nothing"}` +
+    (problems.length ? `; but ${problems.join("; ")}` : "") + ". Check the units of phases " +
+    `"prepare" and "reboot"${check.length ? ` (${check.join(", ")})` : ""} and the devices ` +
+    "('liveupdate-agent devices'); then a new update can start.";
+  log.event("record-unusable", message);
+  const record = adoptedRecord(context, kernel.backend);
+  record.notes = {
+    adopted: true,
+    recovered_without_record: { set_aside: lost, done, problems },
+  };
+  noteFailure(record, "record", new Error(`The attempt record was unusable: ${lost.join(", ")}`));
+  try {
+    await context.store.ensure();
+    await closeRecord(context, record, "failed", message, ExitCode.Failed);
+  } catch (error) {
+    log.error(`Could not record the recovery: ${describeError(error)}`);
+  }
+  return { action: "recovered-without-record", message, exitCode: ExitCode.Failed, record };
 }
 
 /**
@@ -132,20 +228,8 @@ export async function resolveUpdate(
   const state = machine ? await machine.state() : "normal";
   const open = await context.store.open();
 
-  if (lost.length > 0 && !open) {
-    let action = "nothing";
-    if (machine && state === "prepared") {
-      await machine.cancel();
-      action = "cancelled-kernel";
-    }
-    const message = `The newest attempt record was unusable (set aside: ${lost.join(", ")}). ` +
-      (action === "cancelled-kernel"
-        ? "The kernel was prepared; it is cancelled now. "
-        : `The kernel is in state "${state}". `) +
-      "Services stopped and devices requested by that attempt may need attention: check " +
-      "'liveupdate-agent devices' and the phase units.";
-    log.error(message);
-    return { action, message, exitCode: ExitCode.Failed };
+  if (lost.length > 0 && !open && state !== "updated") {
+    return await recoverWithoutRecord(context, kernel, state, lost);
   }
 
   if (!open) {
@@ -182,19 +266,45 @@ export async function resolveUpdate(
   const plan = open.plan as unknown as Plan;
   const manager: SystemdManager = await context.systemd();
 
+  const rollBack = async (
+    why: string,
+    fallback: RollbackNotes["final"],
+    action?: string,
+  ): Promise<Resolution> => {
+    recordLog.event(fallback === "failed" ? "update-not-happened" : "recovered", why);
+    const rolled = await completeRollback(
+      flowContext,
+      open,
+      plan,
+      kernel,
+      manager,
+      why,
+      undefined,
+      rollbackFinal(open, fallback),
+    );
+    return {
+      action: rolled.status === "rolling-back" ? "rollback-incomplete" : action ?? rolled.status,
+      message: rolled.message,
+      exitCode: rolled.exitCode,
+      record: open,
+    };
+  };
+
   switch (open.status) {
     case "preparing":
     case "rolling-back": {
-      const why = `Attempt ${open.id} was interrupted ("${open.status}"; the agent stopped or ` +
-        "the machine lost power).";
-      recordLog.event("recovered", why);
-      const rolled = await completeRollback(flowContext, open, plan, kernel, manager, why);
-      return {
-        action: rolled.status,
-        message: rolled.message,
-        exitCode: rolled.exitCode,
-        record: open,
-      };
+      const failure = open.notes.failure as FailureNote | undefined;
+      let why: string;
+      if (failure) {
+        why = `Attempt ${open.id} failed at step "${failure.step}" (${failure.error}); its ` +
+          "rollback was interrupted or incomplete and is completed now.";
+      } else {
+        const last = open.steps.at(-1)?.name ?? "record";
+        why = `Attempt ${open.id} was interrupted during step "${last}" (the agent was killed ` +
+          "or the machine lost power).";
+        noteFailure(open, last, new Error(why), { interrupted: true });
+      }
+      return await rollBack(why, "rolled-back");
     }
     case "prepared":
       if (state === "prepared") {
@@ -209,59 +319,23 @@ export async function resolveUpdate(
       {
         const why = `Attempt ${open.id} was prepared, but the kernel is in state "${state}" ` +
           "now (the machine rebooted, or someone cancelled the kernel).";
-        recordLog.event("recovered", why);
-        const rolled = await completeRollback(
-          flowContext,
-          open,
-          plan,
-          kernel,
-          manager,
-          why,
-          undefined,
-          "failed",
-        );
-        return {
-          action: rolled.status,
-          message: rolled.message,
-          exitCode: rolled.exitCode,
-          record: open,
-        };
+        noteFailure(open, "prepare-kernel", new Error(why));
+        return await rollBack(why, "failed", "failed");
       }
     case "kexec-issued":
       if (state === "updated") break;
       if (state === "prepared") {
         const why = `Attempt ${open.id} issued the kexec, but this kernel is still prepared: ` +
           "the kexec did not start.";
-        recordLog.event("recovered", why);
-        const rolled = await completeRollback(flowContext, open, plan, kernel, manager, why);
-        return {
-          action: rolled.status,
-          message: rolled.message,
-          exitCode: rolled.exitCode,
-          record: open,
-        };
+        noteFailure(open, "kexec", new Error(why));
+        return await rollBack(why, "rolled-back");
       }
       {
         const why = `The live update ${open.id} did not happen: the kexec was issued, but the ` +
           "kernel is in state normal (the kexec failed, or a REBOOT callback failed and the " +
           "machine was cold-rebooted, so the preserved devices were reset).";
-        recordLog.event("update-not-happened", why);
-        const rolled = await completeRollback(
-          flowContext,
-          open,
-          plan,
-          kernel,
-          manager,
-          why,
-          undefined,
-          "failed",
-        );
-        return {
-          action: "not-happened",
-          message: rolled.message,
-          exitCode: ExitCode.Failed,
-          record: open,
-        };
+        noteFailure(open, "kexec", new Error(why));
+        return await rollBack(why, "failed", "not-happened");
       }
     case "finishing":
       break;

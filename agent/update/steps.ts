@@ -53,6 +53,11 @@ export interface RunOptions {
   onJournal?: JournalHook;
   /** Checked before every step: once aborted, no further step starts and the run is undone. */
   signal?: AbortSignal;
+  /**
+   * Called when a step failed (or the run was aborted), before the failure is
+   * journaled and the undo starts: the record can say why before anything else.
+   */
+  onFailure?: (step: string, error: unknown) => void;
 }
 
 /**
@@ -98,6 +103,8 @@ export async function runSteps(
   const byName = new Map(steps.map((step) => [step.name, step]));
   for (const step of steps) {
     if (options.signal?.aborted) {
+      options.onFailure?.(step.name, options.signal.reason);
+      await options.save(record).catch(() => {});
       const undo = await undoSteps(record, byName, options);
       return { ok: false, failed: step.name, error: options.signal.reason, undo };
     }
@@ -108,6 +115,16 @@ export async function runSteps(
     };
     try {
       entry.undo = step.snapshot ? await step.snapshot() : null;
+    } catch (error) {
+      // The step never acted: there is nothing to undo for it.
+      entry.error = `Reading the state before the step failed: ${describe(error)}`;
+      options.onFailure?.(step.name, error);
+      record.steps.push(entry);
+      await journal(record, entry, "undone", options).catch(() => {});
+      const undo = await undoSteps(record, byName, options);
+      return { ok: false, failed: step.name, error, undo };
+    }
+    try {
       record.steps.push(entry);
       await journal(record, entry, "started", options);
       entry.result = (await step.run(entry.undo)) ?? null;
@@ -116,7 +133,7 @@ export async function runSteps(
       entry.error = describe(error);
       const partial = partialResultOf(error);
       if (partial !== undefined) entry.result = partial;
-      if (!record.steps.includes(entry)) record.steps.push(entry);
+      options.onFailure?.(step.name, error);
       try {
         await journal(record, entry, "failed", options);
       } catch {
@@ -153,21 +170,21 @@ export async function undoSteps(
       entry.status = "undone";
       continue;
     }
+    // What the step reported (done), or the part it changed before failing; undefined
+    // when it was interrupted (undo then works from the snapshot alone).
+    const result = entry.result === null ? undefined : entry.result;
     try {
       await journal(record, entry, "undoing", options);
     } catch {
       // Keep undoing even if the journal cannot be written.
     }
     try {
-      const result = entry.status === "done" || entry.result !== undefined
-        ? entry.result
-        : undefined;
       await step.undo(entry.undo, result);
-      delete entry.error;
+      delete entry.undo_error;
       await journal(record, entry, "undone", options).catch(() => {});
       outcome.undone.push(entry.name);
     } catch (error) {
-      entry.error = describe(error);
+      entry.undo_error = describe(error);
       await journal(record, entry, "undo-failed", options).catch(() => {});
       outcome.failures.push({ step: entry.name, error });
     }

@@ -96,12 +96,14 @@ Deno.test("a failing undo is recorded and the other undos still run", async () =
   assert.deepEqual(outcome.undo.undone, ["c", "a"]);
   assert.deepEqual(outcome.undo.failures.map((f) => f.step), ["b"]);
   assert.deepEqual(r.steps.map((s) => s.status), ["undone", "undo-failed", "undone"]);
-  assert.equal(r.steps[1]!.error, "b undo broke");
+  assert.equal(r.steps[1]!.undo_error, "b undo broke");
+  assert.equal(r.steps[2]!.error, "c broke", "the failing step's own error is kept");
   // A later recover retries only what is not undone.
   const steps = new Map([["a", step("a")], ["b", step("b")], ["c", step("c")]]);
   state.log.length = 0;
   const retry = await undoSteps(r, steps, options);
   assert.deepEqual(retry, { undone: ["b"], failures: [] });
+  assert.equal(r.steps[1]!.undo_error, undefined);
   assert.deepEqual(state.log, ["undo b"]);
   assert.equal(state.value, 0);
 });
@@ -181,4 +183,43 @@ Deno.test("a partial failure journals what changed, and an abort stops before th
   assert.equal(aborted.failed, "second");
   assert.match(String(aborted.error), /SIGTERM/);
   assert.deepEqual(ran, ["first", "undo first"]);
+});
+
+Deno.test("a step whose snapshot fails never acts and needs no undo", async () => {
+  const { state, step, options } = world();
+  const r = record();
+  const broken: Step<number, number> = {
+    ...step("b"),
+    snapshot: () => Promise.reject(new Error("cannot read the units")),
+  };
+  const failures: string[] = [];
+  const outcome = await runSteps(r, [step("a"), broken, step("c")], {
+    ...options,
+    onFailure: (name, error) => failures.push(`${name}: ${(error as Error).message}`),
+  });
+  assert.equal(outcome.ok, false);
+  if (outcome.ok) return;
+  assert.equal(outcome.failed, "b");
+  assert.deepEqual(failures, ["b: cannot read the units"]);
+  assert.deepEqual(outcome.undo, { undone: ["a"], failures: [] });
+  assert.deepEqual(state.log, ["run a", "undo a"]);
+  assert.deepEqual(r.steps.map((s) => [s.name, s.status]), [["a", "undone"], ["b", "undone"]]);
+  assert.match(r.steps[1]!.error!, /Reading the state before the step failed/);
+  assert.equal(state.value, 0);
+});
+
+Deno.test("onFailure is called before the failure is journaled and undone", async () => {
+  const { step, options, state } = world();
+  const r = record();
+  const outcome = await runSteps(r, [step("a"), step("b", true)], {
+    ...options,
+    onFailure: (name) => {
+      r.notes.failure = { step: name };
+      state.log.push(`failure ${name}`);
+    },
+  });
+  assert.equal(outcome.ok, false);
+  assert.deepEqual(state.log, ["run a", "run b", "failure b", "undo b", "undo a"]);
+  // The first save after the failure (b: failed) already carries the note.
+  assert.ok(state.saves.includes("a:done,b:failed"));
 });

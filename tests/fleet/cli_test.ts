@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { assertDocument } from "../tools/assert_document.ts";
 import { runCli } from "../../agent/cli/mod.ts";
-import { createTestHost } from "../../agent/host/mod.ts";
+import { createTestHost, libcKernelFs, openLibc } from "../../agent/host/mod.ts";
 import { startEtcd } from "./etcd_harness.ts";
 import { startFleetLock } from "./fleetlock_double.ts";
 import { configRoot, etcdToml, testFleet } from "./helpers.ts";
@@ -9,7 +9,11 @@ import { freePort } from "./wait.ts";
 
 async function cli(args: string[]) {
   const host = createTestHost();
-  const code = await runCli(args, host);
+  using libc = openLibc();
+  const kernelFs = libcKernelFs(libc);
+  const code = await runCli(args, host, {
+    platform: { libc: () => libc, kernelFs: () => kernelFs },
+  });
   return { code, stdout: host.stdout.text(), stderr: host.stderr.text() };
 }
 
@@ -161,6 +165,7 @@ Deno.test("cli: a binary whose network permission does not cover the endpoint sa
         "--allow-write",
         "--allow-env",
         "--allow-sys",
+        "--allow-ffi",
         // As `deno task compile --net-host=127.0.0.1:1` would build it.
         "--allow-net=unix:/run/dbus/system_bus_socket,127.0.0.1:1",
         main,

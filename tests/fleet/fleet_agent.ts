@@ -79,7 +79,7 @@ const onDecision = (decision: FleetDecision) => record("decision", { decision })
 const attempt = crypto.randomUUID();
 
 async function newFleet(): Promise<FleetCoordinator> {
-  const fleet = await createFleet(config, host, log);
+  const fleet = await createFleet(config, host, log, { hostname: Deno.hostname() });
   if (!fleet) throw new Error("fleet.backend is none");
   return fleet;
 }

@@ -85,10 +85,12 @@ export async function testFleet(toml: string, name = "fleet"): Promise<TestFleet
     level: "debug",
     format: "json",
   });
-  const fleet = await createFleet(root.config, host, log).catch(async (error) => {
-    await Deno.remove(root.dir, { recursive: true });
-    throw error;
-  });
+  const fleet = await createFleet(root.config, host, log, { hostname: Deno.hostname() }).catch(
+    async (error) => {
+      await Deno.remove(root.dir, { recursive: true });
+      throw error;
+    },
+  );
   if (!fleet) throw new Error("fleet.backend is none");
   return {
     fleet,

@@ -2,10 +2,10 @@
  * A rehearsal host for the update flows' integration tests, on the rehearsal's
  * machine (`agent/rehearsal/stage.ts`: the simulated LUO kernel with a device
  * tree, its udev database, a private systemd manager with the agent's phase
- * targets, kexec-tools stand-ins, a `/proc` the test controls, kernel metadata
- * and a configuration root): this adds the tests' sample services and phases and
- * helpers to drive and inspect it. The agent's own wiring (the CLI's update
- * context) is used unchanged; only the kexec trigger of `context()` is the
+ * targets, a kexec-tools stand-in the test controls, a `/proc` the test controls,
+ * kernel metadata and a configuration root): this adds the tests' sample services
+ * and phases and helpers to drive and inspect it. The agent's own wiring (the CLI's
+ * update context) is used unchanged; only the kexec trigger of `context()` is the
  * simulator's, called in-process (CLI runs use the stage's `issue-kexec`).
  *
  * @module
@@ -14,12 +14,19 @@
 import { createUpdateContext } from "../../agent/cli/update_context.ts";
 import { loadConfig } from "../../agent/config/mod.ts";
 import { createLogger } from "../../agent/log/mod.ts";
-import { createTestHost, type Libc, openLibc, type TestHost } from "../../agent/host/mod.ts";
+import {
+  createTestHost,
+  type FileSystem,
+  type Libc,
+  libcKernelFs,
+  openLibc,
+  type TestHost,
+} from "../../agent/host/mod.ts";
 import { SystemdManager } from "../../agent/systemd/mod.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
 import type { AttemptRecord } from "../../agent/store/mod.ts";
-import type { UpdateContext } from "../../agent/update/mod.ts";
-import { RUNNING_RELEASE, startStage } from "../../agent/rehearsal/stage.ts";
+import { acquireUpdateLock, BusyError, type UpdateContext } from "../../agent/update/mod.ts";
+import { type KexecBehaviour, startStage } from "../../agent/rehearsal/stage.ts";
 import { ensureSimBuilt, type Sim } from "../sim/harness.ts";
 import type { SimTree } from "../sim/tree.ts";
 import type { PrivateSystemd } from "../systemd/harness.ts";
@@ -27,6 +34,7 @@ import { phaseTargetFiles } from "../systemd/test_units.ts";
 
 /** The running and the target kernel of the rehearsal. */
 export { RUNNING_RELEASE, TARGET_RELEASE } from "../../agent/rehearsal/stage.ts";
+export type { KexecBehaviour } from "../../agent/rehearsal/stage.ts";
 
 /** A simple tree: one root port with two vfio functions (one tagged), one unsupported port. */
 export function smallTree(): SimTree {
@@ -96,16 +104,25 @@ export function sampleUnits(): Record<string, string> {
 /** Options of {@link startUpdateRig}. */
 export interface RigOptions {
   tree?: SimTree;
-  /** TOML appended to the rig's drop-in (after the defaults it writes). */
+  /** TOML appended to the rig's scenario drop-in (after the phases it writes). */
   config?: string;
   /** LUO versions of the two kernels ("" = no metadata file). */
   runningVersion?: string;
   targetVersion?: string;
   /** The command line the running kernel reports. */
   cmdline?: string;
-  /** The kexec stand-in's exit code for loads (and an optional delay). */
+  /** The kexec stand-in's exit code for loads (and an optional delay in seconds). */
   kexecExit?: number;
   kexecSleep?: number;
+}
+
+/** Options of {@link UpdateRig.context}. */
+export interface RigContextOptions {
+  onJournal?: UpdateContext["onJournal"];
+  /** Wraps the host's file system (fault injection: a full disk, a read-only directory). */
+  fs?: (fs: FileSystem) => FileSystem;
+  /** Replaces the simulated kexec the trigger issues (a KExec call that fails). */
+  trigger?: () => Promise<void>;
 }
 
 /** The rehearsal host. */
@@ -120,8 +137,22 @@ export interface UpdateRig extends AsyncDisposable {
   metricsFile: string;
   /** The kexec stand-in's log (one line per call: its arguments). */
   kexecLog(): Promise<string[]>;
+  /** Whether a kexec kernel is loaded (a load succeeded and no unload or reboot followed). */
+  kexecLoaded(): Promise<boolean>;
+  /** Changes how the kexec stand-in answers loads. */
+  setKexec(behaviour: KexecBehaviour): Promise<void>;
+  /** Writes the drop-in `60-case.toml` after the rig's own ("" removes it). */
+  setConfig(toml: string): Promise<void>;
+  /** Writes (or with "" removes) the LUO version metadata of the running and the target kernel. */
+  setVersions(running: string, target: string): Promise<void>;
+  /** The running kernel's command line as `<proc>/cmdline` reports it. */
+  setCmdline(cmdline: string): Promise<void>;
+  /** The path of the update lock. */
+  lockPath: string;
+  /** Whether some process holds the update lock. */
+  lockHeld(): boolean;
   /** A fresh update context (as `liveupdate-agent` builds it) with the simulator's kexec. */
-  context(options?: { onJournal?: UpdateContext["onJournal"] }): Promise<RigContext>;
+  context(options?: RigContextOptions): Promise<RigContext>;
   /** An ActiveState per unit, through the manager. */
   unitStates(names: readonly string[]): Promise<Record<string, string>>;
   /** Starts units (the test's own way to set the scene). */
@@ -144,6 +175,11 @@ export interface RigContext {
   /** How many times the kexec was issued. */
   kexecCalls: () => number;
   close(): Promise<void>;
+}
+
+async function write(path: string, text: string): Promise<void> {
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await Deno.writeTextFile(path, text);
 }
 
 /** Starts a rehearsal host. Dispose of it with `await using`. */
@@ -180,6 +216,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
     const { dir, configRoot, stateDir, proc } = stage;
     const theSim = stage.sim;
     const theSystemd = stage.systemd;
+    const lockPath = `${stage.runtimeDir}/update.lock`;
     const rig: UpdateRig = {
       sim: theSim,
       systemd: theSystemd,
@@ -189,10 +226,35 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
       proc,
       metricsFile: stage.metricsFile,
       libc,
+      lockPath,
+      lockHeld() {
+        try {
+          Deno.statSync(lockPath);
+        } catch {
+          return false; // never taken
+        }
+        try {
+          acquireUpdateLock(libc, lockPath).release();
+          return false;
+        } catch (error) {
+          if (error instanceof BusyError) return true;
+          throw error;
+        }
+      },
+      kexecLoaded: () => stage.kexecLoaded(),
+      setKexec: (behaviour: KexecBehaviour) => stage.setKexec(behaviour),
+      async setConfig(toml) {
+        const file = `${configRoot}/etc/liveupdate/config.d/60-case.toml`;
+        if (toml) await write(file, toml);
+        else await Deno.remove(file).catch(() => {});
+      },
+      setVersions: (running, target) => stage.setVersions(running, target),
+      setCmdline: (cmdline) => stage.setCmdline(cmdline),
       kexecLog: () => stage.kexecLog(),
       async context(contextOptions = {}) {
         const loaded = await loadConfig(Deno, { root: configRoot });
         const host = createTestHost({ dbus: dbusNextConnector });
+        if (contextOptions.fs) host.fs = contextOptions.fs(host.fs);
         const log = createLogger({
           output: host.stderr,
           format: "text",
@@ -204,7 +266,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           log,
           loaded,
           configRoot,
-          platform: { libc: () => libc, releases: { osRelease: () => RUNNING_RELEASE } },
+          platform: { libc: () => libc, kernelFs: () => libcKernelFs(libc) },
         });
         let calls = 0;
         const update: UpdateContext = {
@@ -212,7 +274,8 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           kexecTrigger: () => ({
             kexec: async () => {
               calls++;
-              await rig.kexec();
+              if (contextOptions.trigger) await contextOptions.trigger();
+              else await rig.kexec();
             },
           }),
           ...(contextOptions.onJournal ? { onJournal: contextOptions.onJournal } : {}),

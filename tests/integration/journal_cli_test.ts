@@ -8,11 +8,11 @@
 
 import assert from "node:assert/strict";
 import { runCli } from "../../agent/cli/mod.ts";
-import { createTestHost, openLibc } from "../../agent/host/mod.ts";
+import { createTestHost, libcKernelFs, openLibc } from "../../agent/host/mod.ts";
 import { sendDatagram } from "../../agent/host/unix_datagram.ts";
 import { decodeJournalRecord, EVENTS } from "../../agent/log/mod.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
-import { RUNNING_RELEASE, SMALL, startUpdateRig, type UpdateRig } from "./_update_rig.ts";
+import { SMALL, startUpdateRig, type UpdateRig } from "./_update_rig.ts";
 
 /** A socket in place of journald's; `stop()` returns every record it received. */
 async function fakeJournal(path: string): Promise<{ stop(): Promise<Record<string, string>[]> }> {
@@ -66,7 +66,7 @@ async function fakeJournal(path: string): Promise<{ stop(): Promise<Record<strin
 function cli(rig: UpdateRig, argv: string[], journalSocket: string) {
   const host = createTestHost({ env: { JOURNAL_STREAM: "8:4242" }, dbus: dbusNextConnector });
   const run = runCli([...argv, `--config-root=${rig.configRoot}`], host, {
-    platform: { libc: () => rig.libc, releases: { osRelease: () => RUNNING_RELEASE } },
+    platform: { libc: () => rig.libc, kernelFs: () => libcKernelFs(rig.libc) },
     journalSocket,
   });
   return { host, run };

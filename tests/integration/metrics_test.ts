@@ -6,10 +6,10 @@
 
 import assert from "node:assert/strict";
 import { runCli } from "../../agent/cli/mod.ts";
-import { createTestHost } from "../../agent/host/mod.ts";
+import { createTestHost, libcKernelFs } from "../../agent/host/mod.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
 import { parseMetricsText } from "../tools/prometheus_text.ts";
-import { RUNNING_RELEASE, SMALL, startUpdateRig, type UpdateRig } from "./_update_rig.ts";
+import { SMALL, startUpdateRig, type UpdateRig } from "./_update_rig.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -37,7 +37,7 @@ async function promtoolCheck(file: string): Promise<{ code: number; output: stri
 async function cli(rig: UpdateRig, ...argv: string[]): Promise<number> {
   const host = createTestHost({ dbus: dbusNextConnector });
   const code = await runCli([...argv, `--config-root=${rig.configRoot}`], host, {
-    platform: { libc: () => rig.libc, releases: { osRelease: () => RUNNING_RELEASE } },
+    platform: { libc: () => rig.libc, kernelFs: () => libcKernelFs(rig.libc) },
   });
   assert.equal(code, 0, host.stderr.text());
   return code;

@@ -7,15 +7,15 @@
 
 import assert from "node:assert/strict";
 import { runCli } from "../../agent/cli/mod.ts";
-import { createTestHost } from "../../agent/host/mod.ts";
+import { createTestHost, libcKernelFs } from "../../agent/host/mod.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
 import { assertDocument } from "../tools/assert_document.ts";
-import { RUNNING_RELEASE, SMALL, startUpdateRig, type UpdateRig } from "./_update_rig.ts";
+import { SMALL, startUpdateRig, type UpdateRig } from "./_update_rig.ts";
 
 async function cli(rig: UpdateRig, ...argv: string[]) {
   const host = createTestHost({ dbus: dbusNextConnector });
   const code = await runCli([...argv, `--config-root=${rig.configRoot}`], host, {
-    platform: { libc: () => rig.libc, releases: { osRelease: () => RUNNING_RELEASE } },
+    platform: { libc: () => rig.libc, kernelFs: () => libcKernelFs(rig.libc) },
   });
   return { code, stdout: host.stdout.text(), stderr: host.stderr.text() };
 }

@@ -1,12 +1,14 @@
 // deno-lint-ignore-file no-console -- a developer tool that prints progress, not part of the agent
 /**
  * The README sections generated from the code (configuration reference, exit
- * codes, commands, journal events, JSON schemas). `deno run -A tests/tools/readme_sections.ts --write` refreshes them;
+ * codes, commands, journal events, JSON schemas, permission flags). `deno run -A
+ * tests/tools/readme_sections.ts --write` refreshes them;
  * tests/tools/readme_test.ts fails when they are stale.
  *
  * @module
  */
 
+import { permissionTable } from "../../agent/build/permissions.ts";
 import { COMMANDS } from "../../agent/cli/commands.ts";
 import { commandTable, exitCodeTable } from "../../agent/cli/help.ts";
 import { schemaTable } from "../../agent/cli/schemas/mod.ts";
@@ -20,6 +22,7 @@ export const SECTIONS: Readonly<Record<string, () => string>> = {
   commands: () => commandTable(COMMANDS),
   "journal-events": eventTable,
   "json-schemas": schemaTable,
+  "permission-flags": permissionTable,
 };
 
 /** Replaces every generated section of `readme` with its current content. */

@@ -51,4 +51,18 @@ export const TIERS: readonly Tier[] = [
     paths: ["tests/fleet/"],
     flags: ["--allow-all"],
   },
+  {
+    name: "kernel",
+    description:
+      "The mainline /dev/liveupdate backend and session broker on a real Linux 7.3 kernel " +
+      "(built from Debian's linux-source-7.3, cached) under qemu, across real KHO kexecs; " +
+      "an initramfs guest and a Debian guest with systemd.",
+    packages: ["kernel"],
+    prepare: [
+      ["bash", "tests/mainline/build_kernel.sh"],
+      ["bash", "tests/mainline/debian_image.sh"],
+    ],
+    paths: ["tests/mainline/"],
+    flags: ["--allow-all"],
+  },
 ];

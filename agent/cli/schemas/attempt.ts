@@ -92,9 +92,10 @@ export const attempt: JsonSchema = object({
         ended: isoTime,
         undo: described("What the step's undo needs (any JSON).", {}),
         result: described("What the step changed or found (any JSON).", {}),
-        error: string,
+        error: described("Why the step failed (kept after its undo).", string),
+        undo_error: described("Why undoing the step failed, while it is not undone.", string),
       },
-      { optional: ["ended", "undo", "result", "error"] },
+      { optional: ["ended", "undo", "result", "error", "undo_error"] },
     )),
   ),
   timings: described(

@@ -116,8 +116,12 @@ const status = document(
       keep: integer,
       total: integer,
       recent: described("The newest 5, newest first.", array(attemptSummary)),
+      open: described(
+        "The attempt still open: the newest that is not refused, if it has not ended.",
+        nullableString,
+      ),
       unreadable: array(object({ path: string, problem: string })),
-      error: nullableString,
+      problem: described("Why the records could not be listed.", nullableString),
     }),
     fleet: object({
       backend: oneOfValues(["none", "etcd", "fleetlock"]),

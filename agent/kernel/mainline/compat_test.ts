@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import {
+  compareHandoverAbi,
+  HandoverAbiError,
+  parseHandoverAbi,
+  readHandoverAbi,
+  runningHandoverAbi,
+  verifyHandover,
+} from "./compat.ts";
+import type { KhoTree } from "./kho.ts";
+
+const V73 = { kho: "kho-v4", luo: "luo-v5", fileHandlers: ["memfd-v2"] };
+
+function tree(direction: "in" | "out", fields: Partial<KhoTree>): KhoTree {
+  return {
+    direction,
+    directory: `/sys/kernel/debug/kho/${direction}`,
+    kho: null,
+    luo: null,
+    kexec: null,
+    problems: [],
+    ...fields,
+  };
+}
+
+Deno.test("liveupdate-abi metadata: key=value lines; bad lines are named", () => {
+  assert.deepEqual(
+    parseHandoverAbi(
+      "# 7.3\nkho=kho-v4\nluo=luo-v5\nfile-handler=memfd-v2\nfuture=thing-v1\n",
+      "f",
+    ),
+    V73,
+  );
+  assert.throws(
+    () => parseHandoverAbi("luo=luo-v5\nluo v6\n", "/usr/lib/modules/7.3.4/liveupdate-abi"),
+    (error) =>
+      error instanceof HandoverAbiError &&
+      /\/usr\/lib\/modules\/7.3.4\/liveupdate-abi, line 2: .*"luo v6"/.test(error.message),
+  );
+  assert.throws(() => parseHandoverAbi("luo=1.0\n", "f"), HandoverAbiError);
+});
+
+Deno.test("readHandoverAbi: missing file is null", async () => {
+  assert.equal(await readHandoverAbi(Deno, "/nonexistent/liveupdate-abi"), null);
+});
+
+Deno.test("compatible, incompatible and unknown pairs", () => {
+  assert.equal(compareHandoverAbi(V73, V73).verdict, "compatible");
+  const newerLuo = compareHandoverAbi(V73, { ...V73, luo: "luo-v6" });
+  assert.equal(newerLuo.verdict, "incompatible");
+  assert.match(newerLuo.message, /luo luo-v5 here, luo-v6 there/);
+  const noMemfd = compareHandoverAbi(V73, { ...V73, fileHandlers: [] });
+  assert.equal(noMemfd.verdict, "incompatible");
+  assert.match(noMemfd.message, /file-handler memfd memfd-v2 here, none there/);
+  const unknown = compareHandoverAbi(V73, { kho: null, luo: "luo-v5", fileHandlers: ["memfd-v2"] });
+  assert.equal(unknown.verdict, "unknown");
+  assert.match(unknown.message, /kho is unknown for the target kernel/);
+});
+
+Deno.test("the running kernel's formats: debugfs wins over the metadata", () => {
+  const out = tree("out", { luo: { compatible: "luo-v5", liveupdateNumber: 1 } });
+  const { abi, problems } = runningHandoverAbi(out, { ...V73, luo: "luo-v4" });
+  assert.deepEqual(abi, V73);
+  assert.match(problems.join(), /says luo=luo-v4 but the kernel hands over luo-v5/);
+  const none = runningHandoverAbi(
+    { direction: "out", directory: "d", reason: "not present" },
+    null,
+  );
+  assert.deepEqual(none.abi, { kho: null, luo: null, fileHandlers: [] });
+  assert.equal(none.problems.length, 2);
+});
+
+Deno.test("after the kexec: the handover is verified against the record", () => {
+  const expected = { release: "7.3.4", running: V73, target: V73, liveupdateNumber: 1 };
+  const incoming = tree("in", {
+    kho: "kho-v4",
+    kexec: { version: 1, previousRelease: "7.3.4", kexecCount: 1 },
+  });
+  const good = verifyHandover(
+    expected,
+    incoming,
+    tree("out", { luo: { compatible: "luo-v5", liveupdateNumber: 2 } }),
+  );
+  assert.ok(good.ok, JSON.stringify(good));
+  // A cold boot or kexec_load: nothing taken over.
+  const lost = verifyHandover(
+    expected,
+    { direction: "in", directory: "d", reason: "not present" },
+    tree("out", { luo: { compatible: "luo-v5", liveupdateNumber: 1 } }),
+  );
+  assert.equal(lost.ok, false);
+  assert.deepEqual(lost.checks.filter((c) => c.ok === false).map((c) => c.what), [
+    "kho-in",
+    "luo-taken-over",
+  ]);
+  const otherKernel = verifyHandover(
+    { ...expected, release: "7.2.0" },
+    incoming,
+    tree("out", { luo: { compatible: "luo-v5", liveupdateNumber: 2 } }),
+  );
+  assert.deepEqual(otherKernel.checks.filter((c) => c.ok === false).map((c) => c.what), [
+    "previous-release",
+  ]);
+});
