@@ -181,10 +181,10 @@ Deno.test("history ID shows one record; --json prints the record itself", async 
       /\n +Kernels: 6\.19\.0-old \(LUO ABI 1\.0\) → 6\.19\.1-new \(LUO ABI 1\.0\)\n/,
     );
     assert.match(text.stdout, /\n +Timings: prepare 1\.5s\n/);
-    assert.match(text.stdout, /\n  ✓ request-devices +done +1\.0s +2 device\(s\) requested\n/);
+    assert.match(text.stdout, /\n {2}✓ request-devices +done +1\.0s +2 device\(s\) requested\n/);
     assert.match(
       text.stdout,
-      /\n  ↺ phase-prepare +undone +2\.0s +Unit "vmm\.service" stop job: timeout\n/,
+      /\n {2}↺ phase-prepare +undone +2\.0s +Unit "vmm\.service" stop job: timeout\n/,
     );
     const latest = assertDocument(
       "attempt",
@@ -215,7 +215,7 @@ Deno.test("status summarizes the last attempts and says what the agent is doing"
     assert.match(text, /\n +Attempts: 2 recorded in .*\/attempts\n/);
     assert.match(
       text,
-      /\nLast attempts \(newest first; 'liveupdate-agent history' lists all 2\):\n  2026-11-25 20:10:00Z  rolled-back /,
+      /\nLast attempts \(newest first; 'liveupdate-agent history' lists all 2\):\n {2}2026-11-25 20:10:00Z {2}rolled-back /,
     );
   });
   // With a kernel in state normal and an attempt still open: updating.
