@@ -213,15 +213,15 @@ Deno.test("status lists the last attempts, the open one and damaged records", as
     assert.match(text, /\n {3}Attempts: 3 recorded in .*\/state\/attempts, 1 unusable\n/);
     assert.match(
       text,
-      /\n  2026-11-25 20:00:00Z  refused +6\.14\.0-old → 6\.15\.0-new +1\.0s  20261125T213000\.000Z-cccccc  It refused\.\n/,
+      /\n {2}2026-11-25 20:00:00Z {2}refused +6\.14\.0-old → 6\.15\.0-new +1\.0s {2}20261125T213000\.000Z-cccccc {2}It refused\.\n/,
     );
     assert.match(
       text,
-      /\n  2026-11-25 20:00:00Z  rolled-back +6\.14\.0-old → 6\.15\.0-new +1\.0s  20261125T200000\.000Z-aaaaaa  It rolled-back\.\n/,
+      /\n {2}2026-11-25 20:00:00Z {2}rolled-back +6\.14\.0-old → 6\.15\.0-new +1\.0s {2}20261125T200000\.000Z-aaaaaa {2}It rolled-back\.\n/,
     );
     assert.match(
       text,
-      /\n  unusable record .*20261125T190000\.000Z-dddddd\.json: it is not valid JSON/,
+      /\n {2}unusable record .*20261125T190000\.000Z-dddddd\.json: it is not valid JSON/,
     );
 
     const json = createTestHost();
