@@ -11,6 +11,7 @@ import { ExitCode } from "../exit_codes.ts";
 import type { Host } from "../host/mod.ts";
 import {
   createLogger,
+  journalSink,
   type Level,
   type LogFormat,
   type Logger,
@@ -31,12 +32,31 @@ export interface RunOptions {
   commands?: readonly Command[];
   /** libc and the kernel's files through it; `agent/main.ts` passes the real ones. */
   platform?: Platform;
+  /**
+   * journald's native socket (default /run/systemd/journal/socket); tests bind
+   * their own. Records go there only under systemd (see `makeLogger`).
+   */
+  journalSocket?: string;
 }
 
-function makeLogger(host: Host, level: Level, format: LogFormat | "auto"): Logger {
+/**
+ * The logger of a run. Under systemd ("auto" and JOURNAL_STREAM set) records go to
+ * the journal natively (MESSAGE_ID, LIVEUPDATE_* fields), falling back to
+ * `<N>`-prefixed standard error when the journal's socket cannot be used.
+ */
+function makeLogger(
+  host: Host,
+  level: Level,
+  format: LogFormat | "auto",
+  options: RunOptions,
+): Logger {
   const resolved = resolveFormat(format, host.env, host.stderr);
   const color = resolved === "text" && wantsColor(host.env, host.stderr);
-  return createLogger({ sink: streamSink(host.stderr, resolved, color), clock: host.clock, level });
+  const stream = streamSink(host.stderr, resolved, color);
+  const sink = format === "auto" && resolved === "journal" && options.platform
+    ? journalSink(options.platform.libc, stream, options.journalSocket)
+    : stream;
+  return createLogger({ sink, clock: host.clock, level });
 }
 
 function reportUnexpected(log: Logger, error: unknown): void {
@@ -56,7 +76,7 @@ export async function runCli(
 ): Promise<number> {
   const commands = options.commands ?? COMMANDS;
   const platform = options.platform ?? NO_PLATFORM;
-  let log = makeLogger(host, "info", "auto");
+  let log = makeLogger(host, "info", "auto", options);
   let parsed;
   try {
     parsed = parseCommandLine(argv, commands);
@@ -85,7 +105,7 @@ export async function runCli(
     host.stdout.write(commandHelp(command));
     return ExitCode.Success;
   }
-  log = makeLogger(host, global.logLevel ?? "info", global.logFormat ?? "auto");
+  log = makeLogger(host, global.logLevel ?? "info", global.logFormat ?? "auto", options);
   const configRoot = global.configRoot ?? "/";
   let loaded: LoadedConfig;
   try {
@@ -102,9 +122,11 @@ export async function runCli(
     host,
     global.logLevel ?? loaded.config.log.level,
     global.logFormat ?? loaded.config.log.format,
+    options,
   );
   try {
-    return await command.run({ host, log, loaded, configRoot, platform }, args);
+    const cli = (inner: readonly string[], innerHost: Host) => runCli(inner, innerHost, options);
+    return await command.run({ host, log, loaded, configRoot, platform, cli }, args);
   } catch (error) {
     if (error instanceof AgentError) {
       log.error(error.message);

@@ -6,8 +6,17 @@
  */
 
 import { ExitCode } from "../exit_codes.ts";
+import { keyValues } from "./attempts_view.ts";
+import { refreshAllMetrics } from "./metrics_refresh.ts";
 import type { AttemptRecord } from "../store/mod.ts";
-import { preflight, type Resolution, resolveUpdate, runCancel, runPrepare } from "../update/mod.ts";
+import {
+  preflight,
+  type PreflightResult,
+  type Resolution,
+  resolveUpdate,
+  runCancel,
+  runPrepare,
+} from "../update/mod.ts";
 import type { Command, CommandContext } from "./command.ts";
 import { createUpdateContext } from "./update_context.ts";
 
@@ -39,14 +48,20 @@ function printResolution(context: CommandContext, resolution: Resolution, json: 
   }
 }
 
+/**
+ * Runs `run` with the update context; with `metrics`, the metrics file is
+ * rewritten afterwards (whatever the outcome).
+ */
 async function withUpdate<T>(
   context: CommandContext,
   run: (update: ReturnType<typeof createUpdateContext>["update"]) => Promise<T>,
+  options: { metrics?: boolean } = {},
 ): Promise<T> {
   const { update, close } = createUpdateContext(context);
   try {
     return await run(update);
   } finally {
+    if (options.metrics) await refreshAllMetrics(update);
     await close();
   }
 }
@@ -102,7 +117,7 @@ export const prepareCommand: Command = {
       } finally {
         Deno.removeSignalListener("SIGTERM", onTerm);
       }
-    });
+    }, { metrics: true });
   },
 };
 
@@ -123,7 +138,7 @@ export const finishCommand: Command = {
       const resolution = await resolveUpdate(update, "finish");
       printResolution(context, resolution, args.values.json === true);
       return resolution.exitCode;
-    });
+    }, { metrics: true });
   },
 };
 
@@ -142,7 +157,7 @@ export const recoverCommand: Command = {
       const resolution = await resolveUpdate(update, "recover");
       printResolution(context, resolution, args.values.json === true);
       return resolution.exitCode;
-    });
+    }, { metrics: true });
   },
 };
 
@@ -161,9 +176,55 @@ export const cancelCommand: Command = {
       const resolution = await runCancel(update);
       printResolution(context, resolution, args.values.json === true);
       return resolution.exitCode;
-    });
+    }, { metrics: true });
   },
 };
+
+/** The preflight result as text: a header with the verdict, the plan as `Key: value` lines. */
+export function renderCheck(result: PreflightResult): string {
+  const { plan, problems, overrides } = result;
+  const ok = problems.length === 0;
+  const header = ok
+    ? "● check: prepare would go ahead"
+    : `× check: prepare would refuse (${problems.length} problem${
+      problems.length === 1 ? "" : "s"
+    })`;
+  const width = Math.max(...plan.phases.map((phase) => phase.phase.length), 0);
+  const rows: [string, string][] = [
+    [
+      "Target",
+      `${plan.target.kernel || "(none)"} (${plan.target.release ?? "release unknown"})` +
+      (plan.target.initrd ? `\ninitrd ${plan.target.initrd}` : ""),
+    ],
+    ["Cmdline", plan.target.cmdline || "(none)"],
+    ["Compat", plan.compat.sentence || plan.compat.verdict],
+    ["Backend", plan.backend],
+    [
+      "Devices",
+      plan.devices.supported
+        ? `${plan.devices.selected.length} selected, ${plan.devices.ancestors.length} ` +
+          `ancestor(s) preserved with them, ${plan.devices.changes.length} flag(s) to change` +
+          plan.devices.selected.map((d) => `\n${d.path}${d.unit ? ` (${d.unit})` : ""}`).join("")
+        : "this kernel preserves no devices",
+    ],
+  ];
+  if (plan.phases.length) {
+    rows.push([
+      "Phases",
+      plan.phases.map((phase) =>
+        `${phase.phase.padEnd(width)}  stop [${phase.stop.join(", ")}] start ` +
+        `[${[...phase.start, phase.target].join(", ")}]`
+      ).join("\n"),
+    ]);
+  }
+  rows.push([
+    "Kexec",
+    `${plan.issue === "systemd" ? "kexec.target (systemd)" : "kexec.issue_command"}`,
+  ]);
+  if (overrides.length) rows.push(["Overrides", overrides.join("\n")]);
+  if (!ok) rows.push(["Problems", problems.map((p) => `[${p.check}] ${p.message}`).join("\n")]);
+  return [header, ...keyValues(rows)].join("\n") + "\n";
+}
 
 /** Version of the `check --json` document. */
 export const CHECK_JSON_VERSION = 1;
@@ -206,26 +267,7 @@ export const checkCommand: Command = {
           ) + "\n",
         );
       } else {
-        const { plan } = result;
-        const lines = [
-          `Target:   ${plan.target.kernel || "(none)"} (${
-            plan.target.release ?? "release unknown"
-          })`,
-          `Cmdline:  ${plan.target.cmdline}`,
-          `Compat:   ${plan.compat.sentence || plan.compat.verdict}`,
-          `Backend:  ${plan.backend}`,
-          `Devices:  ${plan.devices.selected.length} selected, ${plan.devices.ancestors.length} ` +
-          `ancestor(s) preserved with them, ${plan.devices.changes.length} flag(s) to change`,
-          ...plan.phases.map((phase) =>
-            `Phase ${phase.phase.padEnd(8)} stop [${phase.stop.join(", ")}] start ` +
-            `[${[...phase.start, phase.target].join(", ")}]`
-          ),
-          ...result.overrides.map((o) => `Override: ${o}`),
-          ok ? "Preflight: OK — prepare would go ahead." : "Preflight: REFUSED",
-          ...result.problems.map((p) => `  - [${p.check}] ${p.message}`),
-          "",
-        ];
-        stdout.write(lines.join("\n"));
+        stdout.write(renderCheck(result));
       }
       return ok ? ExitCode.Success : ExitCode.Refused;
     });

@@ -3,6 +3,7 @@ import { ATTEMPT_SCHEMA, type AttemptRecord } from "../store/mod.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { updateMetrics } from "./update_metrics.ts";
 import { writeMetricsFile } from "./write.ts";
+import { parseMetricsText } from "../../tests/tools/prometheus_text.ts";
 
 function attempt(id: string, result?: AttemptRecord["status"]): AttemptRecord {
   return {
@@ -48,28 +49,9 @@ function attempt(id: string, result?: AttemptRecord["status"]): AttemptRecord {
   };
 }
 
-/** A strict reader of the text format: every sample belongs to a declared family. */
+/** The samples of a metrics text, read strictly. */
 function parse(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  const declared = new Map<string, string>();
-  for (const line of text.trimEnd().split("\n")) {
-    let match;
-    if ((match = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$/.exec(line))) continue;
-    if ((match = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (gauge|counter)$/.exec(line))) {
-      assert.ok(!declared.has(match[1]!), `family ${match[1]} declared twice`);
-      declared.set(match[1]!, match[2]!);
-      continue;
-    }
-    match =
-      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$/
-        .exec(line);
-    assert.ok(match, `not a sample line: ${line}`);
-    assert.ok(declared.has(match[1]!), `sample of undeclared family: ${line}`);
-    const value = Number(match[3]);
-    assert.ok(!Number.isNaN(value), line);
-    samples.set(`${match[1]}${match[2] ?? ""}`, value);
-  }
-  return samples;
+  return parseMetricsText(text).samples;
 }
 
 Deno.test("metrics describe the newest attempt, its steps, devices and verdict", () => {

@@ -35,7 +35,11 @@ export const TIERS: readonly Tier[] = [
       "Against real processes as root: the simulated LUO kernel (FUSE) and its conformance " +
       "suite, a private systemd manager on its own bus, and the agent's layers against both.",
     packages: ["integration"],
-    prepare: [["bash", "tests/sim/build.sh"], ["bash", "tests/tools/udevadm.sh"]],
+    prepare: [
+      ["bash", "tests/sim/build.sh"],
+      ["bash", "tests/tools/udevadm.sh"],
+      ["bash", "tests/tools/promtool.sh"],
+    ],
     paths: ["tests/sim/", "tests/systemd/", "tests/integration/"],
     flags: ["--allow-all"],
   },
