@@ -6,6 +6,7 @@
  * @module
  */
 
+import { fleetMetricSamples, type FleetRuntimeState } from "../fleet/mod.ts";
 import type { AttemptRecord } from "../store/mod.ts";
 import type { Metric, Sample } from "./prometheus.ts";
 
@@ -21,6 +22,10 @@ export interface MetricsInput {
   kernelState?: string;
   /** The fleet layer's waiting state, if a fleet backend is configured. */
   fleetWaiting?: { window: boolean; slot: boolean };
+  /** The fleet layer's state file, if a fleet backend is configured and it exists. */
+  fleet?: FleetRuntimeState | undefined;
+  /** When the metrics are computed (the fleet wait's duration); default now. */
+  now?: Date;
 }
 
 function seconds(iso: string | undefined): number | undefined {
@@ -122,11 +127,28 @@ export function updateMetrics(input: MetricsInput): Metric[] {
       oneHot("state", ["normal", "prepared", "updated"], input.kernelState),
     );
   }
-  if (input.fleetWaiting) {
+  const fleetWaiting = input.fleetWaiting ?? (input.fleet
+    ? {
+      window: input.fleet.phase === "waiting-window",
+      slot: input.fleet.phase === "waiting-slot",
+    }
+    : undefined);
+  if (fleetWaiting) {
     gauge("fleet_waiting", "1 while waiting for a maintenance window or a fleet slot.", [
-      { labels: { for: "window" }, value: input.fleetWaiting.window ? 1 : 0 },
-      { labels: { for: "slot" }, value: input.fleetWaiting.slot ? 1 : 0 },
+      { labels: { for: "window" }, value: fleetWaiting.window ? 1 : 0 },
+      { labels: { for: "slot" }, value: fleetWaiting.slot ? 1 : 0 },
     ]);
+  }
+  // The fleet layer's own gauges (liveupdate_fleet_phase, _wait_seconds, …), one family each.
+  const families = new Map<string, Metric>();
+  for (const sample of fleetMetricSamples(input.fleet, input.now ?? new Date())) {
+    let family = families.get(sample.name);
+    if (!family) {
+      family = { name: sample.name, help: sample.help, type: sample.type, samples: [] };
+      families.set(sample.name, family);
+      metrics.push(family);
+    }
+    family.samples.push({ labels: sample.labels, value: sample.value });
   }
   return metrics;
 }

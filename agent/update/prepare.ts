@@ -10,7 +10,8 @@ import { describeError } from "../errors.ts";
 import { ExitCode } from "../exit_codes.ts";
 import type { AttemptRecord } from "../store/mod.ts";
 import type { UpdateContext } from "./context.ts";
-import { preflight, type PrepareOptions } from "./preflight.ts";
+import { preflightWithSlot, prepareSignal, withFleetSteps } from "./fleet_steps.ts";
+import type { PrepareOptions } from "./preflight.ts";
 import { prepareSteps, undoableSteps } from "./prepare_steps.ts";
 import { closeRecord, newRecord, saveRecord } from "./record.ts";
 import { completeRollback } from "./rollback.ts";
@@ -21,6 +22,8 @@ import { RefusedError, RolledBackError, UpdateFailedError } from "./update_error
 export interface RunPrepareOptions extends PrepareOptions {
   /** Aborting (SIGTERM) before the kexec rolls the update back. */
   signal?: AbortSignal;
+  /** `--now`: start without waiting for the fleet's maintenance window (recorded). */
+  fleetOverride?: { reason: string };
 }
 
 /**
@@ -35,8 +38,11 @@ export async function runPrepare(
   const { log, clock } = context;
   using _lock = context.lock();
   const start = clock.monotonic();
-  const checked = await preflight(context, options);
+  // With a fleet: preflight, the wait for a slot, preflight again (fleet_steps.ts).
+  const slotted = await preflightWithSlot(context, options);
+  const checked = slotted.checked;
   const record = newRecord(context, checked.plan, checked.overrides);
+  await using fleet = slotted.attach(record);
   record.timings.preflight_ms = Math.round(clock.monotonic() - start);
   const attemptLog = log.with({ attempt: record.id });
   const flowContext = { ...context, log: attemptLog };
@@ -70,12 +76,13 @@ export async function runPrepare(
   );
   const kernel = checked.kernel;
   const manager = await context.systemd();
-  const steps = prepareSteps(flowContext, checked.plan, kernel, manager);
+  const steps = withFleetSteps(prepareSteps(flowContext, checked.plan, kernel, manager), fleet);
+  const signal = prepareSignal(options.signal, fleet);
   const runOptions = {
     save: (r: AttemptRecord) => saveRecord(context, r),
     now: () => clock.now(),
     ...(context.onJournal ? { onJournal: context.onJournal } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
+    ...(signal ? { signal } : {}),
   };
   const outcome = await runSteps(record, steps, {
     ...runOptions,
@@ -88,6 +95,7 @@ export async function runPrepare(
   });
   if (!outcome.ok) {
     const why = `Step "${outcome.failed}" failed: ${describeError(outcome.error)}`;
+    await fleet?.keep(why, outcome.failed); // halt the rollout before rolling back
     const rolled = await completeRollback(
       flowContext,
       record,
@@ -125,6 +133,7 @@ export async function runPrepare(
   } catch (error) {
     const why = `Issuing the kexec failed: ${describeError(error)}`;
     attemptLog.error(why);
+    await fleet?.keep(why, "kexec");
     record.status = "rolling-back";
     await saveRecord(context, record).catch(() => {});
     const undo = await undoSteps(

@@ -15,6 +15,7 @@ import {
   newAttemptId,
 } from "../store/mod.ts";
 import type { UpdateContext } from "./context.ts";
+import { fleetStateForMetrics, settleSlotOnClose } from "./fleet_slot.ts";
 import type { Plan } from "./plan.ts";
 
 /** A new record for `plan`, status "preparing". */
@@ -68,6 +69,8 @@ export async function refreshMetrics(context: UpdateContext, kernelState?: strin
     await writeMetricsFile(context.fs, context.config.metrics.file, {
       records,
       ...(kernelState ? { kernelState } : {}),
+      fleet: await fleetStateForMetrics(context),
+      now: context.clock.now(),
     });
   } catch (error) {
     context.log.warning(`Could not write the metrics file: ${describeError(error)}`);
@@ -85,6 +88,8 @@ export async function closeRecord(
   message: string,
   exitCode: ExitCode,
 ): Promise<void> {
+  // The fleet slot: abandoned, kept or released by the result (fleet_slot.ts).
+  await settleSlotOnClose(context, record, result, message);
   const at = context.clock.now().toISOString();
   record.status = result;
   record.outcome = { result, message, exit_code: exitCode, at };

@@ -261,7 +261,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           clock: host.clock,
           level: "debug",
         });
-        const built = createUpdateContext({
+        const built = await createUpdateContext({
           host,
           log,
           loaded,
