@@ -160,8 +160,12 @@ export function checkAttempt(value: unknown): { ok: true; record: AttemptRecord 
   return { ok: true, record: value as unknown as AttemptRecord };
 }
 
-/** A new attempt id: sortable by time, unique ("20261125T200000Z-3fa9c1"). */
+/**
+ * A new attempt id: sortable by time to the millisecond (the newest record is the
+ * open one, so two attempts within one second must sort right), unique
+ * ("20261125T200000.123Z-3fa9c1").
+ */
 export function newAttemptId(now: Date): string {
-  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const stamp = now.toISOString().replace(/[-:]/g, "");
   return `${stamp}-${crypto.randomUUID().slice(0, 6)}`;
 }

@@ -137,7 +137,9 @@ Deno.test("prune keeps the newest records and never removes an unfinished one", 
 Deno.test("attempt ids sort by time and are unique", () => {
   const a = newAttemptId(new Date("2026-11-25T20:00:00.123Z"));
   const b = newAttemptId(new Date("2026-11-25T20:00:01.000Z"));
-  assert.match(a, /^20261125T200000Z-[0-9a-f]{6}$/);
+  const c = newAttemptId(new Date("2026-11-25T20:00:00.124Z"));
+  assert.match(a, /^20261125T200000\.123Z-[0-9a-f]{6}$/);
   assert.ok(a < b);
+  assert.ok(a < c, "two attempts within one second sort by time");
   assert.notEqual(newAttemptId(new Date(0)), newAttemptId(new Date(0)));
 });
