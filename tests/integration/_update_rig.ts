@@ -132,6 +132,11 @@ export interface UpdateRig extends AsyncDisposable {
   record(): Promise<AttemptRecord | undefined>;
   /** The directory a CLI run uses as `--config-root`, with the environment for a subprocess. */
   cliArgs(...args: string[]): string[];
+  /**
+   * Writes (or, with `undefined`, removes) the drop-in `<name>.toml` after the
+   * rig's own, so a test can override any setting (later drop-ins win).
+   */
+  dropIn(name: string, toml: string | undefined): Promise<void>;
   libc: Libc;
 }
 
@@ -195,8 +200,17 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
         `case "$1 $2" in "-s -l") exit ${options.kexecExit ?? 0};; esac\nexit 0\n`,
       0o755,
     );
+    // The kexec of kexec.issue = "command": the simulator reboots; after a live
+    // reboot the fake /proc reports the target kernel (as rig.kexec() does).
     const issue = `${dir}/bin/issue-kexec`;
-    await write(issue, `#!/bin/sh\nprintf kexec > "${sim.root}/.luo-sim/control"\n`, 0o755);
+    await write(
+      issue,
+      `#!/bin/sh\nprintf kexec > "${sim.root}/.luo-sim/control"\n` +
+        `if [ "$(cat "${sim.root}/kernel/liveupdate/state")" = updated ]; then\n` +
+        `  echo ${TARGET_RELEASE} > "${proc}/sys/kernel/osrelease"\n` +
+        `  echo "3.50 6.00" > "${proc}/uptime"\nfi\n`,
+      0o755,
+    );
     const configRoot = `${dir}/root`;
     const stateDir = `${dir}/state`;
     await write(
@@ -335,6 +349,11 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           ...args,
           `--config-root=${configRoot}`,
         ];
+      },
+      async dropIn(name, toml) {
+        const path = `${configRoot}/etc/liveupdate/config.d/${name}.toml`;
+        if (toml === undefined) await Deno.remove(path).catch(() => {});
+        else await write(path, toml);
       },
       async [Symbol.asyncDispose]() {
         try {
