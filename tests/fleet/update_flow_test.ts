@@ -15,6 +15,7 @@ import {
   RefusedError,
   resolveUpdate,
   RolledBackError,
+  runCancel,
   runPrepare,
 } from "../../agent/update/mod.ts";
 import {
@@ -341,4 +342,66 @@ Deno.test("fleet flow: a slot lost while lease-bound rolls the update back and h
   assert.equal((await rig.sim.status()).state, "normal");
   // No slot, but the failure halts the rollout.
   assert.deepEqual(await etcdSlots(etcd), { holders: [], halts: ["default/host-d"] });
+});
+
+Deno.test("fleet flow: recover after an agent died before the slot was permanent frees its slot", async () => {
+  await using etcd = await startEtcd();
+  // A long lease: the dead agent's slot is still there when recover runs.
+  await using rig = await startUpdateRig({
+    config: etcdToml({
+      endpoints: etcd.endpoints,
+      host: "host-e",
+      slots: 1,
+      leaseTtl: "2min",
+      healthUnits: ["vmm.service"],
+    }),
+  });
+  await rig.start("vmm.service");
+  const killed = await new Deno.Command(Deno.execPath(), {
+    args: rig.cliArgs("prepare"),
+    env: { LIVEUPDATE_AGENT_CRASH_AT: "phase-prepare:done" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assert.equal(killed.signal, "SIGKILL");
+  assert.deepEqual((await etcdSlots(etcd)).holders, ["host-e:lease:updating"]);
+  const context = await rig.context();
+  let resolution;
+  try {
+    resolution = await resolveUpdate(context.update, "recover");
+  } finally {
+    await context.close();
+  }
+  assert.equal(resolution.action, "rolled-back", resolution.message);
+  const record = await newest(rig);
+  assert.equal(fleetOf(record).state, "abandoned");
+  assert.deepEqual(kinds(record), [
+    "window-open",
+    "slot-acquired",
+    "slot-resumed",
+    "slot-abandoned",
+  ]);
+  assert.deepEqual(await etcdSlots(etcd), { holders: [], halts: [] });
+  assert.deepEqual(await rig.unitStates(["vmm.service"]), { "vmm.service": "active" });
+});
+
+Deno.test("fleet flow: an operator's cancel of a prepared update releases the slot once healthy", async () => {
+  await using etcd = await startEtcd();
+  await using rig = await startUpdateRig({ config: fleetToml(etcd, "host-g") });
+  await rig.start("vmm.service");
+  const record = await prepare(rig, { stopAtPrepared: true });
+  assert.equal(record.status, "prepared");
+  assert.deepEqual((await etcdSlots(etcd)).holders, ["host-g:permanent:updating"]);
+  const context = await rig.context();
+  try {
+    assert.equal((await runCancel(context.update)).action, "cancelled");
+  } finally {
+    await context.close();
+  }
+  const cancelled = await newest(rig);
+  assert.equal(cancelled.status, "cancelled");
+  assert.equal(fleetOf(cancelled).state, "released");
+  assert.deepEqual(kinds(cancelled).slice(-3), ["slot-resumed", "health-passed", "slot-released"]);
+  assert.deepEqual(await etcdSlots(etcd), { holders: [], halts: [] });
 });
