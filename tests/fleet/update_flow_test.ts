@@ -405,3 +405,43 @@ Deno.test("fleet flow: an operator's cancel of a prepared update releases the sl
   assert.deepEqual(kinds(cancelled).slice(-3), ["slot-resumed", "health-passed", "slot-released"]);
   assert.deepEqual(await etcdSlots(etcd), { holders: [], halts: [] });
 });
+
+Deno.test("fleet flow, CLI: outside the window prepare gives up (exit 8, recorded); --now starts, recorded", async () => {
+  await using etcd = await startEtcd();
+  const today = new Date().getUTCDay();
+  const otherDay = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"][(today + 3) % 7];
+  await using rig = await startUpdateRig({
+    config: etcdToml({
+      endpoints: etcd.endpoints,
+      host: "host-w",
+      slots: 1,
+      waitTimeout: "10s",
+      healthUnits: ["vmm.service"],
+    }) + `[fleet.window]\ndays = ["${otherDay}"]\nstart = "00:00"\nlength = "1h"\n`,
+  });
+  await rig.start("vmm.service");
+  const agent = (...args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: rig.cliArgs(...args),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  const closed = await agent("prepare");
+  assert.equal(closed.code, 8, new TextDecoder().decode(closed.stderr));
+  const timedOut = await newest(rig);
+  assert.equal(timedOut.status, "refused");
+  assert.deepEqual(kinds(timedOut), ["window-closed", "wait-timeout"]);
+  assert.deepEqual(await rig.kexecLog(), [], "nothing was changed");
+
+  const now = await agent("prepare", "--now", "--now-reason=kernel CVE");
+  assert.equal(now.code, 0, new TextDecoder().decode(now.stderr));
+  const record = await newest(rig);
+  assert.equal(record.status, "kexec-issued");
+  assert.equal(fleetOf(record).override, "--now: kernel CVE");
+  assert.deepEqual(kinds(record), ["window-override", "slot-acquired", "slot-persisted"]);
+  assert.ok(record.overrides.includes(
+    "fleet.window: the maintenance window was not waited for (--now: kernel CVE).",
+  ));
+  assert.match(new TextDecoder().decode(now.stderr), /window-override|Starting without waiting/);
+});
