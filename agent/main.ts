@@ -8,13 +8,13 @@
  */
 
 import { runCli } from "./cli/mod.ts";
-import { realReleaseSource } from "./compat/mod.ts";
-import { createRealHost, lazyLibc } from "./host/mod.ts";
+import { createRealHost, lazyKernelFs, lazyLibc } from "./host/mod.ts";
 import { dbusNextConnector } from "./systemd/dbus_next.ts";
 
 if (import.meta.main) {
+  const libc = lazyLibc();
   const code = await runCli(Deno.args, createRealHost({ dbus: dbusNextConnector }), {
-    platform: { libc: lazyLibc(), releases: realReleaseSource },
+    platform: { libc, kernelFs: lazyKernelFs(libc) },
   });
   Deno.exit(code);
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { compileArgs } from "./compile.ts";
 import { launcherArgs, launcherScript } from "./launcher.ts";
-import { PERMISSION_FLAGS } from "./permissions.ts";
+import { ENV_VARS, PERMISSION_FLAGS, READ_PATHS, WRITE_PATHS } from "./permissions.ts";
 
 const root = new URL("../../", import.meta.url);
 
@@ -56,4 +56,34 @@ Deno.test("PERMISSION_FLAGS name only absolute paths and the system bus", () => 
   }
   assert.ok(PERMISSION_FLAGS.includes("--allow-net=unix:/run/dbus/system_bus_socket"));
   assert.ok(!PERMISSION_FLAGS.some((flag) => flag === "-A" || flag === "--allow-all"));
+});
+
+Deno.test("no Deno file permission under /sys, /proc or /dev: those go through libc", () => {
+  for (const path of [...READ_PATHS, ...WRITE_PATHS]) {
+    assert.doesNotMatch(path, /^\/(sys|proc|dev)(\/|$)/, path);
+  }
+  assert.ok(PERMISSION_FLAGS.includes("--allow-ffi"));
+  assert.ok(PERMISSION_FLAGS.includes("--allow-sys=uid"));
+});
+
+Deno.test("every environment variable the agent reads is in ENV_VARS", async () => {
+  const read = new Set<string>();
+  const walk = async (dir: URL) => {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isDirectory) {
+        // agent/build is the build tooling (compile.ts reads DENORT_BIN), not the agent.
+        if (entry.name !== "build") await walk(new URL(`${entry.name}/`, dir));
+      } else if (entry.name.endsWith(".ts") && !entry.name.endsWith("_test.ts")) {
+        const source = await Deno.readTextFile(new URL(entry.name, dir));
+        for (const match of source.matchAll(/\benv\.get\(\s*"([A-Z0-9_]+)"\s*\)/g)) {
+          read.add(match[1]!);
+        }
+        assert.doesNotMatch(source, /\bprocess\.env\b|Deno\.env\.toObject/, entry.name);
+      }
+    }
+  };
+  await walk(new URL("agent/", root));
+  assert.ok(read.has("NOTIFY_SOCKET"), "the scan finds the readers");
+  const listed = new Set<string>(ENV_VARS);
+  for (const name of read) assert.ok(listed.has(name), `${name} is read but not in ENV_VARS`);
 });

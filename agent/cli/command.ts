@@ -27,7 +27,7 @@ export interface CommandContext {
   loaded: LoadedConfig;
   /** The directory the configuration was looked up under ("/" in production). */
   configRoot: string;
-  /** libc and the running kernel's release, wired in by `agent/main.ts`. */
+  /** libc and the kernel's files through it, wired in by `agent/main.ts`. */
   platform: Platform;
 }
 

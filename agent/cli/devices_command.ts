@@ -8,17 +8,13 @@
 
 import {
   buildDevicesReport,
-  denoDeviceFs,
-  type DeviceFs,
   type DevicesReport,
   type DeviceView,
-  libcDeviceFs,
   listDevices,
   OwnershipRecordError,
   ownershipStoreFor,
   selectionFor,
 } from "../devices/mod.ts";
-import { describeError } from "../errors.ts";
 import { ExitCode } from "../exit_codes.ts";
 import {
   type DeviceKernel,
@@ -36,20 +32,14 @@ export type DeviceKernelOpener = (context: CommandContext) => Promise<DeviceKern
 export async function openConfiguredDeviceKernel(context: CommandContext): Promise<DeviceKernel> {
   const { config } = context.loaded;
   const kernel = await openKernel(
-    kernelContext(config, { fs: context.host.fs, libc: context.platform.libc, log: context.log }),
+    kernelContext(config, {
+      fs: context.platform.kernelFs(),
+      libc: context.platform.libc,
+      log: context.log,
+    }),
     config.kernel.backend,
   );
   return requireDevices(kernel);
-}
-
-/** The DeviceFs for the command: through libc when the platform has it. */
-function deviceFs(context: CommandContext): DeviceFs {
-  try {
-    return libcDeviceFs(context.platform.libc());
-  } catch (error) {
-    context.log.debug(`No libc binding (${describeError(error)}); reading through Deno.`);
-    return denoDeviceFs;
-  }
 }
 
 const flag = (value: boolean | undefined) => (value === undefined ? "?" : value ? "yes" : "no");
@@ -202,7 +192,7 @@ export function createDevicesCommand(
     },
     async run(context, args) {
       const { config } = context.loaded;
-      const fs = deviceFs(context);
+      const fs = context.platform.kernelFs();
       const selection = selectionFor(config, fs);
       const store = ownershipStoreFor(config, context.host.fs);
       let owned;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { generateTree, writePlainSysfs, writeUdevDb } from "../../tests/sim/tree.ts";
-import { createTestHost, openLibc } from "../host/mod.ts";
+import { createTestHost, libcKernelFs, openLibc } from "../host/mod.ts";
 import type { Platform } from "./platform.ts";
 import { runCli } from "./run.ts";
 
@@ -38,10 +38,7 @@ async function hostDir(options: { luo?: boolean } = {}): Promise<TestHostDir> {
 
 async function devices(root: string, ...args: string[]) {
   using libc = openLibc();
-  const platform: Platform = {
-    libc: () => libc,
-    releases: { osRelease: () => "6.14.0" },
-  };
+  const platform: Platform = { libc: () => libc, kernelFs: () => libcKernelFs(libc) };
   const host = createTestHost();
   const code = await runCli(["devices", `--config-root=${root}`, ...args], host, { platform });
   return { code, stdout: host.stdout.text(), stderr: host.stderr.text() };

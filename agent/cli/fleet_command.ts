@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UsageError } from "../errors.ts";
+import { describeError, UsageError } from "../errors.ts";
 import { ExitCode } from "../exit_codes.ts";
 import {
   createFleet,
@@ -18,6 +18,17 @@ import {
   readFleetState,
 } from "../fleet/mod.ts";
 import type { Command, CommandContext } from "./command.ts";
+import { procFactsOf } from "./platform.ts";
+
+/** This host's name from procfs, or none (with a debug line) when it cannot be read. */
+function hostnameOf(context: CommandContext): string | undefined {
+  try {
+    return procFactsOf(context.platform, context.loaded.config).hostname();
+  } catch (error) {
+    context.log.debug(`The host name is unknown: ${describeError(error)}`);
+    return undefined;
+  }
+}
 
 /** Version of the `fleet status --json` document. */
 export const FLEET_STATUS_JSON_VERSION = 1;
@@ -247,7 +258,9 @@ export const fleetCommand: Command = {
       }
       return ExitCode.Success;
     }
-    const fleet = (await createFleet(config, context.host, context.log))!;
+    const fleet = (await createFleet(config, context.host, context.log, {
+      hostname: hostnameOf(context),
+    }))!;
     try {
       if (action === "status") return await status(context, fleet, json);
       const group = typeof args.values.group === "string"

@@ -1,31 +1,41 @@
 /**
  * Host capabilities beyond {@link Host} that `agent/main.ts` wires into the
- * commands: the libc FFI binding (loaded on first use, for poll(2) on sysfs) and
- * the running kernel's release. Tests pass their own.
+ * commands: the libc FFI binding (loaded on first use) and the kernel's files
+ * through it. Tests pass their own.
  *
  * @module
  */
 
-import type { ReleaseSource } from "../compat/mod.ts";
+import type { Config } from "../config/mod.ts";
 import { AgentError } from "../errors.ts";
-import type { Libc } from "../host/mod.ts";
+import { type KernelFs, type Libc, type ProcFacts, procFacts } from "../host/mod.ts";
 
 /** What commands may need from the platform besides the Host. */
 export interface Platform {
   /** The libc binding; opened on first call. Needs `--allow-ffi`. */
   libc: () => Libc;
-  /** The running kernel's release. Needs `--allow-sys=osRelease`. */
-  releases: ReleaseSource;
+  /**
+   * The kernel's files — sysfs, procfs, debugfs, device nodes — and the udev
+   * database: `libcKernelFs` in production (Deno's file API refuses /sys, /proc
+   * and /dev under the agent's scoped permissions). Created on first call.
+   */
+  kernelFs: () => KernelFs;
 }
 
-/** A platform without FFI or release: every use says so (the default of `runCli`). */
+/**
+ * The running kernel's procfs facts (command line, release, uptime, boot id, host
+ * name) below `paths.proc`, read through the platform's kernel files.
+ */
+export function procFactsOf(platform: Platform, config: Config): ProcFacts {
+  return procFacts(platform.kernelFs(), config.paths.proc);
+}
+
+function unwired(what: string): never {
+  throw new AgentError(`This invocation has no ${what} (an internal wiring error).`);
+}
+
+/** A platform without FFI: every use says so (the default of `runCli`). */
 export const NO_PLATFORM: Platform = {
-  libc: () => {
-    throw new AgentError("This invocation has no libc binding (an internal wiring error).");
-  },
-  releases: {
-    osRelease: () => {
-      throw new AgentError("the running kernel's release is not wired in");
-    },
-  },
+  libc: () => unwired("libc binding"),
+  kernelFs: () => unwired("access to the kernel's files"),
 };

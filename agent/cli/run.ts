@@ -29,7 +29,7 @@ import { NO_PLATFORM, type Platform } from "./platform.ts";
 export interface RunOptions {
   /** The commands (all of them by default). */
   commands?: readonly Command[];
-  /** libc and the running kernel's release; `agent/main.ts` passes the real ones. */
+  /** libc and the kernel's files through it; `agent/main.ts` passes the real ones. */
   platform?: Platform;
 }
 

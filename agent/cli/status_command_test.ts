@@ -2,20 +2,20 @@ import assert from "node:assert/strict";
 import { buildFdt, khoTree, versionProperty } from "../../tests/kho/fdt_builder.ts";
 import { fakeBzImage } from "../../tests/kho/bzimage.ts";
 import { generateTree, writePlainSysfs } from "../../tests/sim/tree.ts";
-import { createTestHost } from "../host/mod.ts";
+import { createTestHost, type Libc, libcKernelFs, openLibc } from "../host/mod.ts";
 import { runCli } from "./run.ts";
 import type { Platform } from "./platform.ts";
 
-const platform: Platform = {
-  libc: () => {
-    throw new Error("status must not need libc");
-  },
-  releases: { osRelease: () => "6.14.0-old" },
-};
+/** The production platform: the kernel's files through libc. */
+function platformOf(libc: Libc): Platform {
+  return { libc: () => libc, kernelFs: () => libcKernelFs(libc) };
+}
 
 async function hostDir(): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "liveupdate-status-" });
   await writePlainSysfs(generateTree({ devices: 4, marked: 0 }), `${root}/sys`);
+  await Deno.mkdir(`${root}/proc/sys/kernel`, { recursive: true });
+  await Deno.writeTextFile(`${root}/proc/sys/kernel/osrelease`, "6.14.0-old\n");
   await Deno.mkdir(`${root}/debug/kho/in`, { recursive: true });
   await Deno.writeFile(`${root}/debug/kho/in/fdt`, khoTree(versionProperty(1, 0)));
   await Deno.mkdir(`${root}/modules/6.14.0-old`, { recursive: true });
@@ -30,6 +30,7 @@ async function hostDir(): Promise<string> {
     [
       "[paths]",
       `sysfs = "${root}/sys"`,
+      `proc = "${root}/proc"`,
       `debugfs = "${root}/debug"`,
       "[kernel]",
       `device = "${root}/dev/liveupdate"`,
@@ -45,6 +46,8 @@ async function hostDir(): Promise<string> {
 
 Deno.test("status --json reports the backend, state, handover and compatibility", async () => {
   const root = await hostDir();
+  using libc = openLibc();
+  const platform = platformOf(libc);
   try {
     await Deno.writeTextFile(`${root}/sys/kernel/liveupdate/state`, "updated\n");
     const host = createTestHost();
@@ -78,6 +81,8 @@ Deno.test("status --json reports the backend, state, handover and compatibility"
 
 Deno.test("status says what is missing when the kernel has no live update", async () => {
   const root = await hostDir();
+  using libc = openLibc();
+  const platform = platformOf(libc);
   try {
     await Deno.remove(`${root}/sys/kernel/liveupdate`, { recursive: true });
     await Deno.writeFile(`${root}/debug/kho/in/fdt`, buildFdt({ name: "" }));
@@ -121,6 +126,8 @@ Deno.test("status says what is missing when the kernel has no live update", asyn
 
 Deno.test("status reports a garbled state file and a malformed handover without failing", async () => {
   const root = await hostDir();
+  using libc = openLibc();
+  const platform = platformOf(libc);
   try {
     await Deno.writeTextFile(`${root}/sys/kernel/liveupdate/state`, "garbage\n");
     await Deno.writeFile(`${root}/debug/kho/in/fdt`, new Uint8Array(64));
@@ -134,6 +141,29 @@ Deno.test("status reports a garbled state file and a malformed handover without 
     assert.match(report.kernel.reason, /holds "garbage\\n", not a live-update state/);
     assert.equal(report.handover.status, "invalid");
     assert.match(report.handover.detail, /is not a valid device tree/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("status says why the running release is unknown when procfs cannot tell", async () => {
+  const root = await hostDir();
+  using libc = openLibc();
+  const platform = platformOf(libc);
+  try {
+    await Deno.remove(`${root}/proc/sys/kernel/osrelease`);
+    const host = createTestHost();
+    assert.equal(
+      await runCli(["status", "--json", `--config-root=${root}`], host, { platform }),
+      0,
+    );
+    const report = JSON.parse(host.stdout.text());
+    assert.equal(report.compat.running.release, null);
+    assert.match(
+      report.compat.running.problem,
+      new RegExp(`Cannot read ${root}/proc/sys/kernel/osrelease \\(ENOENT\\): paths\\.proc`),
+    );
+    assert.equal(report.compat.verdict.allowed, false);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -30,7 +30,7 @@ import {
 } from "../kernel/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
-import type { Platform } from "./platform.ts";
+import { type Platform, procFactsOf } from "./platform.ts";
 
 /** Version of the `status --json` document. */
 export const STATUS_JSON_VERSION = 1;
@@ -103,7 +103,9 @@ function sideJson(side: KernelSide): StatusKernelSide {
 
 /** What {@link gatherStatus} reads through. */
 export interface StatusContext {
+  /** Ordinary files (the compatibility metadata, the target image). */
   fs: FileSystem;
+  /** The kernel's files (sysfs, debugfs, procfs). */
   platform: Platform;
   loaded: LoadedConfig;
   log?: Logger;
@@ -112,8 +114,9 @@ export interface StatusContext {
 /** Gathers the status report. Reads only; never throws for what the host lacks. */
 export async function gatherStatus(context: StatusContext): Promise<StatusReport> {
   const { config, sources } = context.loaded;
+  const kernelFs = context.platform.kernelFs();
   const kctx = kernelContext(config, {
-    fs: context.fs,
+    fs: kernelFs,
     libc: context.platform.libc,
     log: context.log,
   });
@@ -137,7 +140,7 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
   try {
     const incoming = kernel
       ? await kernel.incoming()
-      : await readIncomingHandover(context.fs, config.paths.debugfs);
+      : await readIncomingHandover(kernelFs, config.paths.debugfs);
     handover = incoming.status === "present"
       ? { status: "present", file: incoming.file, version: version(incoming.version), detail: null }
       : { status: incoming.status, file: incoming.file, version: null, detail: incoming.detail };
@@ -148,7 +151,7 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
 
   const compat = await assessCompatibility({
     fs: context.fs,
-    releases: context.platform.releases,
+    releases: procFactsOf(context.platform, config),
     config,
   });
 

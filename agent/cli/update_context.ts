@@ -6,7 +6,6 @@
  */
 
 import { assessCompatibility } from "../compat/mod.ts";
-import { denoDeviceFs, type DeviceFs, libcDeviceFs } from "../devices/mod.ts";
 import { AgentError, describeError } from "../errors.ts";
 import { createFleet, type FleetCoordinator } from "../fleet/mod.ts";
 import { KexecTools } from "../kexec/mod.ts";
@@ -18,35 +17,12 @@ import {
   managerKexec,
   type SystemdManager,
 } from "../systemd/mod.ts";
-import { acquireUpdateLock, type HostFacts, type UpdateContext } from "../update/mod.ts";
+import { acquireUpdateLock, type UpdateContext } from "../update/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CommandContext } from "./command.ts";
+import { procFactsOf } from "./platform.ts";
 
 const startedAt = new Date();
-
-/** The files of `<paths.proc>` the flows read, through libc (Deno needs --allow-all for /proc). */
-function procFacts(fs: DeviceFs, proc: string): HostFacts {
-  const read = (name: string, max = 65_536): string => {
-    const buffer = new Uint8Array(max);
-    const count = fs.read(`${proc}/${name}`, buffer);
-    if (typeof count !== "number") {
-      throw new AgentError(`Cannot read "${proc}/${name}": ${count.errno}.`);
-    }
-    return new TextDecoder().decode(buffer.subarray(0, count));
-  };
-  return {
-    cmdline: () => read("cmdline"),
-    osRelease: () => read("sys/kernel/osrelease", 256).trim(),
-    uptimeSeconds: () => {
-      try {
-        const value = Number(read("uptime", 128).split(/\s+/)[0]);
-        return Number.isFinite(value) ? value : undefined;
-      } catch {
-        return undefined;
-      }
-    },
-  };
-}
 
 /** The kexec trigger the configuration asks for. */
 function trigger(context: CommandContext, manager: SystemdManager): KexecTrigger {
@@ -92,8 +68,16 @@ async function fleetFor(
   use: FleetUse,
 ): Promise<FleetCoordinator | undefined> {
   if (use === "none") return undefined;
+  let hostname: string | undefined;
   try {
-    return await createFleet(context.loaded.config, context.host, context.log);
+    hostname = procFactsOf(context.platform, context.loaded.config).hostname();
+  } catch (error) {
+    context.log.debug(`The host name is unknown: ${describeError(error)}`);
+  }
+  try {
+    return await createFleet(context.loaded.config, context.host, context.log, {
+      ...(hostname ? { hostname } : {}),
+    });
   } catch (error) {
     if (use === "required") throw error;
     context.log.error(
@@ -117,16 +101,10 @@ export async function createUpdateContext(
   const { config } = context.loaded;
   const { host, log, platform } = context;
   const fleet = await fleetFor(context, options.fleet ?? "optional");
-  let deviceFs: DeviceFs;
-  try {
-    deviceFs = libcDeviceFs(platform.libc());
-  } catch (error) {
-    log.debug(`No libc binding (${describeError(error)}); reading devices through Deno.`);
-    deviceFs = denoDeviceFs;
-  }
+  const deviceFs = platform.kernelFs();
   let manager: Promise<SystemdManager> | undefined;
   const onJournal = crashHook(context);
-  const facts = procFacts(deviceFs, config.paths.proc);
+  const facts = procFactsOf(platform, config);
   const update: UpdateContext = {
     config,
     log,
@@ -136,13 +114,13 @@ export async function createUpdateContext(
     facts,
     openKernel: () =>
       openKernel(
-        kernelContext(config, { fs: host.fs, libc: platform.libc, log }),
+        kernelContext(config, { fs: deviceFs, libc: platform.libc, log }),
         config.kernel.backend,
       ),
     systemd: () => manager ??= connectSystemd(host, config),
     deviceFs,
     deviceLayer: (kernel) => ({ fs: deviceFs, hostFs: host.fs, kernel, log }),
-    kexec: new KexecTools(host.processes, host.fs, {
+    kexec: new KexecTools(host.processes, deviceFs, {
       binary: config.kexec.binary,
       sysfs: config.paths.sysfs,
       timeoutMs: config.kexec.load_timeout,

@@ -106,7 +106,7 @@ async function side(
 /**
  * Checks the running kernel against the configured target. Never throws for
  * missing or malformed metadata: the verdict says what is wrong. Needs read
- * access to `compat.modules_dir` and the target image, and `--allow-sys=osRelease`.
+ * access to `compat.modules_dir` and the target image (Deno's file API).
  */
 export async function assessCompatibility(context: CompatContext): Promise<CompatReport> {
   const { config } = context;

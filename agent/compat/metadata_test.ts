@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { fakeFs } from "../kernel/_fake_fs.ts";
 import { CompatError } from "./compat_error.ts";
 import { parseAbiMetadata, readAbiMetadata } from "./metadata.ts";
 import { parseLuoVersion } from "./version.ts";
@@ -40,13 +39,21 @@ Deno.test("metadata: malformed files are CompatErrors naming the file and the fa
 });
 
 Deno.test("metadata: a missing file is undefined; binary junk is malformed", async () => {
-  const { fs } = fakeFs({
-    "/m/a/liveupdate-abi": "LUO_VERSION=1.0\n",
-    "/m/b/liveupdate-abi": { contents: new Uint8Array([0xff, 0xfe, 0x00]) },
-  });
-  assert.deepEqual((await readAbiMetadata(fs, "/m", "a"))?.luoVersion, { major: 1, minor: 0 });
-  assert.equal(await readAbiMetadata(fs, "/m", "c"), undefined);
-  await assert.rejects(readAbiMetadata(fs, "/m", "b"), /is malformed: it is not UTF-8 text/);
+  const root = await Deno.makeTempDir({ prefix: "liveupdate-compat-metadata-" });
+  try {
+    await Deno.mkdir(`${root}/a`);
+    await Deno.mkdir(`${root}/b`);
+    await Deno.writeTextFile(`${root}/a/liveupdate-abi`, "LUO_VERSION=1.0\n");
+    await Deno.writeFile(`${root}/b/liveupdate-abi`, new Uint8Array([0xff, 0xfe, 0x00]));
+    assert.deepEqual((await readAbiMetadata(Deno, root, "a"))?.luoVersion, {
+      major: 1,
+      minor: 0,
+    });
+    assert.equal(await readAbiMetadata(Deno, root, "c"), undefined);
+    await assert.rejects(readAbiMetadata(Deno, root, "b"), /is malformed: it is not UTF-8 text/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
 
 Deno.test("versions: MAJOR.MINOR decimal u32 only", () => {

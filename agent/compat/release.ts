@@ -10,14 +10,15 @@
 import type { FileSystem } from "../host/mod.ts";
 import { errnoOf } from "../kernel/mod.ts";
 
-/** Where the running kernel's release comes from: `Deno.osRelease()` in production. */
+/**
+ * Where the running kernel's release comes from: in production the host's
+ * `ProcFacts` (`<paths.proc>/sys/kernel/osrelease`, the text `uname -r` prints),
+ * so tests and the rehearsal point `paths.proc` at a prepared directory.
+ */
 export interface ReleaseSource {
-  /** The running kernel's release (`uname -r`). Needs `--allow-sys=osRelease`. */
+  /** The running kernel's release (`uname -r`); throws when it cannot be read. */
   osRelease(): string;
 }
-
-/** The real source. Needs `--allow-sys=osRelease`. */
-export const realReleaseSource: ReleaseSource = { osRelease: () => Deno.osRelease() };
 
 const RELEASE = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/;
 

@@ -269,6 +269,18 @@ const MALFORMED: { name: string; toml: string; key?: string; says: RegExp }[] = 
     says: /unit "a.service" is both stopped and started in phase "prepare"/,
   },
   {
+    name: "kexec issued by a command without one",
+    toml: '[kexec]\nissue = "command"',
+    key: "kexec.issue_command",
+    says: /kexec.issue is "command" but kexec.issue_command does not start with an absolute/,
+  },
+  {
+    name: "kexec issue command as a string",
+    toml: '[kexec]\nissue_command = "/bin/kexec-now"',
+    key: "kexec.issue_command",
+    says: /must be a list of arguments/,
+  },
+  {
     name: "initrd without kernel",
     toml: '[target]\ninitrd = "/boot/initrd.img"',
     key: "target.initrd",

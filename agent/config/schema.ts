@@ -94,7 +94,10 @@ const BUS_ADDRESS = /^unix:path=\/[^,;]+$/;
 export const SCHEMA = {
   paths: section("Where the agent finds the host's interfaces and keeps its state.", {
     sysfs: path("Root of sysfs (the kernel's live-update files are below it).", "/sys"),
-    proc: path("Root of procfs (for the running kernel's command line).", "/proc"),
+    proc: path(
+      "Root of procfs (the running kernel's command line and release, the boot id, the uptime).",
+      "/proc",
+    ),
     udev_db: path("The udev database (tags and device properties).", "/run/udev"),
     debugfs: path("Root of debugfs (for the incoming KHO tree).", "/sys/kernel/debug"),
     state_dir: path("The agent's records and journal of update steps.", "/var/lib/liveupdate"),

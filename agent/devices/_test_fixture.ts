@@ -1,7 +1,7 @@
 /**
  * Test fixtures of the device selection (test-only): a device tree from the shared
  * model (tests/sim/tree.ts) written as plain sysfs files and its udev database, in
- * a temporary directory that disposing removes; and both DeviceFs implementations.
+ * a temporary directory that disposing removes; and both KernelFs implementations.
  *
  * @module
  */
@@ -12,8 +12,8 @@ import {
   writePlainSysfs,
   writeUdevDb,
 } from "../../tests/sim/tree.ts";
-import { openLibc } from "../host/mod.ts";
-import { denoDeviceFs, type DeviceFs, libcDeviceFs } from "./device_fs.ts";
+import { denoKernelFs } from "../host/deno_kernel_fs.ts";
+import { type KernelFs, libcKernelFs, openLibc } from "../host/mod.ts";
 
 /** A written tree. */
 export interface Fixture extends AsyncDisposable {
@@ -53,17 +53,17 @@ export function deviceAt(tree: SimTree, path: string): SimDevice {
   return device;
 }
 
-/** Runs `body` once with each DeviceFs implementation (the libc one is closed after). */
+/** Runs `body` once with each KernelFs implementation (the libc one is closed after). */
 export async function withEachFs(
-  body: (fs: DeviceFs, name: string) => void | Promise<void>,
+  body: (fs: KernelFs, name: string) => void | Promise<void>,
 ): Promise<void> {
-  await body(denoDeviceFs, "deno");
+  await body(denoKernelFs, "deno");
   using libc = openLibc();
-  await body(libcDeviceFs(libc), "libc");
+  await body(libcKernelFs(libc), "libc");
 }
 
-/** A DeviceFs that counts the files each call touched (to check what a selection reads). */
-export function countingFs(inner: DeviceFs): DeviceFs & { reads: string[] } {
+/** A KernelFs that counts the files each call touched (to check what a selection reads). */
+export function countingFs(inner: KernelFs): KernelFs & { reads: string[] } {
   const reads: string[] = [];
   return {
     reads,
@@ -74,5 +74,11 @@ export function countingFs(inner: DeviceFs): DeviceFs & { reads: string[] } {
       return inner.read(path, buffer);
     },
     readLink: (path) => inner.readLink(path),
+    stat: (path) => inner.stat(path),
+    readFile(path, limit) {
+      reads.push(path);
+      return inner.readFile(path, limit);
+    },
+    write: (path, bytes) => inner.write(path, bytes),
   };
 }

@@ -10,7 +10,7 @@ import type { Config } from "../config/mod.ts";
 import type { FileSystem } from "../host/mod.ts";
 import type { DeviceKernel } from "../kernel/kernel.ts";
 import type { Logger } from "../log/mod.ts";
-import type { DeviceFs } from "./device_fs.ts";
+import type { KernelFs } from "../host/mod.ts";
 import { fileOwnershipStore, type OwnershipStore } from "./ownership.ts";
 import { reconcileDevices, type ReconcileResult } from "./reconcile.ts";
 import { listDevices } from "./scan.ts";
@@ -19,8 +19,8 @@ import { SysfsResolver } from "./sysfs_resolver.ts";
 
 /** What the device layer reads and writes through. */
 export interface DeviceLayer {
-  /** The udev database and sysfs links (`libcDeviceFs(libc)` in production). */
-  fs: DeviceFs;
+  /** The udev database and sysfs links (`libcKernelFs(libc)` in production). */
+  fs: KernelFs;
   /** The host's file system, for the record in `paths.state_dir`. */
   hostFs: FileSystem;
   /** The kernel's per-device part (`requireDevices(kernel)`). */
@@ -29,7 +29,7 @@ export interface DeviceLayer {
 }
 
 /** The selection the configuration asks for. Reads the udev database and sysfs. */
-export function selectionFor(config: Config, fs: DeviceFs): Selection {
+export function selectionFor(config: Config, fs: KernelFs): Selection {
   return selectDevices({
     fs,
     udevDb: config.paths.udev_db,

@@ -7,7 +7,6 @@
  */
 
 export * from "./apply.ts";
-export * from "./device_fs.ts";
 export * from "./devices_error.ts";
 export * from "./explain.ts";
 export * from "./ownership.ts";

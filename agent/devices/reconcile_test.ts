@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { generateTree, type SimTree } from "../../tests/sim/tree.ts";
 import type { DeviceKernel } from "../kernel/kernel.ts";
-import { denoDeviceFs } from "./device_fs.ts";
+import { denoKernelFs } from "../host/deno_kernel_fs.ts";
 import { DeviceRefusedError, DeviceStateError, SelectionError } from "./devices_error.ts";
 import { memoryOwnershipStore, type Owned } from "./ownership.ts";
 import { reconcileDevices, undoReconcile } from "./reconcile.ts";
@@ -15,7 +15,7 @@ const PORT2 = "pci0000:00/0000:00:02.0";
 
 function select(fixture: Fixture, match?: Record<string, string>): Selection {
   return selectDevices({
-    fs: denoDeviceFs,
+    fs: denoKernelFs,
     udevDb: fixture.udev,
     sysfs: fixture.sysfs,
     tag: "liveupdate",
@@ -150,7 +150,7 @@ Deno.test("reconcile: EINVAL from an unsupported ancestor undoes everything and 
     const store = memoryOwnershipStore();
     const before: Owned = new Map([["pci0000:00/0000:00:03.0/0000:03:00.0", { id: "+pci:x" }]]);
     await store.save(before);
-    const resolver = new SysfsResolver(denoDeviceFs, fixture.sysfs);
+    const resolver = new SysfsResolver(denoKernelFs, fixture.sysfs);
     const selection = select(fixture);
     const below = selection.devices.filter((d) => d.path.startsWith(`${PORT2}/`));
     assert.ok(below.length >= 2 && below.length < selection.devices.length, name);

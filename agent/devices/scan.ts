@@ -9,7 +9,7 @@
  */
 
 import type { DevicePath } from "../kernel/kernel.ts";
-import { type DeviceFs, failed } from "./device_fs.ts";
+import { failed, type KernelFs } from "../host/mod.ts";
 
 /** Directories inside a device that hold attributes, never child devices. */
 const NOT_CHILDREN = new Set(["liveupdate", "power", "msi_irqs", "holders", "slaves", "queue"]);
@@ -18,7 +18,7 @@ const MAX_DEPTH = 64;
 
 /** Options of {@link listDevices}. */
 export interface ScanOptions {
-  fs: DeviceFs;
+  fs: KernelFs;
   /** The sysfs root. */
   sysfs: string;
   /** Stop after this many directories (default 5,000,000). */

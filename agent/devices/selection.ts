@@ -22,7 +22,7 @@
 
 import { isUnitName } from "../config/fields.ts";
 import type { DevicePath } from "../kernel/kernel.ts";
-import { type DeviceFs, failed, readBounded } from "./device_fs.ts";
+import { failed, type KernelFs, readBounded } from "../host/mod.ts";
 import { type DeviceProblem, SelectionError } from "./devices_error.ts";
 import { SysfsResolver } from "./sysfs_resolver.ts";
 import { isUdevDataProblem, parseUdevData, type UdevRecord } from "./udev_data.ts";
@@ -37,7 +37,7 @@ export const UNIT_PROPERTY = "LIVEUPDATE_UNIT";
 
 /** Options of {@link selectDevices}. */
 export interface SelectOptions {
-  fs: DeviceFs;
+  fs: KernelFs;
   /** The udev database (`paths.udev_db`, "/run/udev"). */
   udevDb: string;
   /** The sysfs root (`paths.sysfs`, "/sys"). */
@@ -254,7 +254,7 @@ export function selectDevices(options: SelectOptions): Selection {
   return selection;
 }
 
-function listIndex(fs: DeviceFs, index: string, selection: Selection): string[] {
+function listIndex(fs: KernelFs, index: string, selection: Selection): string[] {
   const entries = fs.readDir(index, MAX_TAGGED);
   if (failed(entries)) {
     // No device ever had the tag: an empty selection.

@@ -3,7 +3,7 @@ import { generateTree, type SimTree, udevId } from "../../tests/sim/tree.ts";
 import { SelectionError } from "./devices_error.ts";
 import { assertUsable, MAX_DATA_BYTES, selectDevices, type Selection } from "./selection.ts";
 import { countingFs, deviceAt, type Fixture, makeFixture, withEachFs } from "./_test_fixture.ts";
-import type { DeviceFs } from "./device_fs.ts";
+import type { KernelFs } from "../host/mod.ts";
 
 const PORT = "pci0000:00/0000:00:01.0";
 const FIRST = `${PORT}/0000:01:00.0`;
@@ -13,7 +13,7 @@ function smallTree(): SimTree {
   return generateTree({ devices: 30, marked: 4 });
 }
 
-function select(fixture: Fixture, fs: DeviceFs, match?: Record<string, string>): Selection {
+function select(fixture: Fixture, fs: KernelFs, match?: Record<string, string>): Selection {
   return selectDevices({
     fs,
     udevDb: fixture.udev,

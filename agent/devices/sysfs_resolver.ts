@@ -13,7 +13,7 @@
  */
 
 import type { DevicePath } from "../kernel/kernel.ts";
-import { type DeviceFs, failed, readBounded } from "./device_fs.ts";
+import { failed, type KernelFs, readBounded } from "../host/mod.ts";
 import { resolveLink } from "./sysfs_path.ts";
 import type { UdevId } from "./udev_id.ts";
 import type { UdevRecord } from "./udev_data.ts";
@@ -38,7 +38,7 @@ const NONE: readonly DevicePath[] = [];
 
 /** Resolves udev ids to device paths below `<sysfs>/devices`. */
 export class SysfsResolver {
-  readonly #fs: DeviceFs;
+  readonly #fs: KernelFs;
   readonly #sysfs: string;
   readonly #subsystemKind = new Map<string, "bus" | "class" | "none">();
   readonly #dirs = new Map<DevicePath, Resolved | true>();
@@ -47,7 +47,7 @@ export class SysfsResolver {
   #netIndex: Map<number, string> | undefined;
 
   /** `sysfs` is the sysfs root ("/sys"); `fs` does the reading. */
-  constructor(fs: DeviceFs, sysfs: string) {
+  constructor(fs: KernelFs, sysfs: string) {
     this.#fs = fs;
     this.#sysfs = sysfs;
   }
@@ -152,7 +152,7 @@ export class SysfsResolver {
     const link = `${this.#sysfs}/${linkDir}/${name}`;
     const target = this.#fs.readLink(link);
     if (failed(target)) {
-      // Decide by looking again, not by errno (see libcDeviceFs).
+      // Decide by looking again, not by errno (see libcKernelFs).
       const kind = this.#fs.kind(link);
       if (kind === "missing") {
         return { problem: `"${link}" does not exist: the device vanished`, vanished: true };

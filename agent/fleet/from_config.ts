@@ -19,9 +19,6 @@ import { createHttpClient } from "./http.ts";
 import { FleetStateFile } from "./state_file.ts";
 import { windowFromConfig } from "./window.ts";
 
-/** Where the kernel keeps the host name (read through the host's file system). */
-export const HOSTNAME_FILE = "/proc/sys/kernel/hostname";
-
 async function readPassword(host: Host, file: string): Promise<string> {
   let text: string;
   try {
@@ -90,12 +87,17 @@ export async function createBackend(
 export interface CreateFleetOptions {
   /** Numbers in [0, 1) for jitter. */
   random?: () => number;
+  /**
+   * The host name shown beside the host id to other hosts and operators (the
+   * platform's `ProcFacts.hostname()` in production); none when not given.
+   */
+  hostname?: string;
 }
 
 /**
  * The fleet coordinator of the configuration, or undefined when `fleet.backend`
- * is "none". Reads the machine id (or takes `fleet.host_id`), the host name, and
- * the TLS and password files; needs `--allow-net` for the endpoints. Close it
+ * is "none". Reads the machine id (or takes `fleet.host_id`) and the TLS and
+ * password files; needs `--allow-net` for the endpoints. Close it
  * when done.
  */
 export async function createFleet(
@@ -107,7 +109,7 @@ export async function createFleet(
   const { fleet } = config;
   if (fleet.backend === "none") return undefined;
   const hostId = await readHostId(host.fs, fleet);
-  const hostname = (await host.fs.readTextFile(HOSTNAME_FILE).catch(() => "")).trim();
+  const hostname = options.hostname ?? "";
   const backend = await createBackend(config, host, log);
   return new FleetCoordinator({
     backend,

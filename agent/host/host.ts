@@ -8,7 +8,12 @@
 
 import type { BusConnector } from "../systemd/bus.ts";
 
-/** File-system access: the subset of the Deno namespace the agent uses. */
+/**
+ * File-system access for ordinary files (configuration, records, kernel images,
+ * metrics): the subset of the Deno namespace the agent uses. The kernel's files
+ * (sysfs, procfs, debugfs, device nodes) go through `KernelFs` instead: Deno
+ * refuses them without `--allow-all`.
+ */
 export type FileSystem = Pick<
   typeof Deno,
   | "readTextFile"

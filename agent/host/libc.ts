@@ -11,6 +11,7 @@
  * @module
  */
 
+import { AgentError } from "../errors.ts";
 import { errnoName } from "./errno.ts";
 
 const SYMBOLS = {
@@ -58,9 +59,19 @@ export interface Libc extends Disposable {
   close(): void;
 }
 
-/** Opens libc and returns a binding. Needs `--allow-ffi`. */
+/** Opens libc and returns a binding. Needs `--allow-ffi`; says so when it is missing. */
 export function openLibc(): Libc {
-  const library = Deno.dlopen("libc.so.6", SYMBOLS);
+  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
+  try {
+    library = Deno.dlopen("libc.so.6", SYMBOLS);
+  } catch (error) {
+    throw new AgentError(
+      `Cannot load libc through FFI (${error instanceof Error ? error.message : error}): the ` +
+        "agent reaches the kernel's files, poll(2) and sd_notify through it and must run with " +
+        "--allow-ffi (as its build does: agent/build/permissions.ts).",
+      { cause: error },
+    );
+  }
   const errno = () => {
     const pointer = library.symbols.__errno_location();
     return pointer === null ? 0 : new Deno.UnsafePointerView(pointer).getInt32();

@@ -6,13 +6,14 @@
  * @module
  */
 
-import type { FileSystem, Libc } from "../host/mod.ts";
+import type { KernelFs, Libc } from "../host/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { BackendName, Kernel, KernelFeatures, LuoState } from "./kernel.ts";
 
 /** What a backend needs from the host and the configuration. */
 export interface KernelContext {
-  fs: FileSystem;
+  /** The kernel's files (sysfs, debugfs, the device node): `libcKernelFs` in production. */
+  fs: KernelFs;
   /** The libc binding, loaded on first use (the state watcher's poll). */
   libc: () => Libc;
   /** Root of sysfs (`paths.sysfs`). */

@@ -155,12 +155,6 @@ function whatWasDone(context: FailureContext): string {
 
 function message(errno: string | undefined, context: FailureContext, cause: unknown): string {
   const { file, operation } = context;
-  if (errno === undefined && cause instanceof Deno.errors.NotCapable) {
-    return `Deno's sandbox refused ${whatWasDone(context)}${
-      context.operation === "read" ? "" : ` (${file})`
-    }: Deno requires --allow-all for files under /sys, /proc and /dev, so the agent must run ` +
-      "with it there.";
-  }
   if (errno === undefined) {
     const detail = cause instanceof Error ? cause.message : String(cause);
     return `The agent could not access ${file} for ${whatWasDone(context)}: ${detail}. ` +
@@ -202,6 +196,14 @@ function exitCode(errno: string | undefined, context: FailureContext): ExitCode 
   if (errno === "EAGAIN") return ExitCode.Busy;
   if (errno === "ENOENT" && context.device === undefined) return ExitCode.Unsupported;
   return ExitCode.Failed;
+}
+
+/**
+ * The error a failed `KernelFs` call stands for, shaped like Deno's OS errors
+ * (the errno name as `code`), so {@link kernelFailure} and {@link errnoOf} read it.
+ */
+export function fsFailureError(errno: string, call: string, file: string): Error {
+  return Object.assign(new Error(`${errno}: ${call} ${file}`), { code: errno });
 }
 
 /** The KernelError for `cause`, thrown by a host call during `context.operation`. */

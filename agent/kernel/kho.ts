@@ -9,10 +9,9 @@
  */
 
 import { AgentError } from "../errors.ts";
-import type { FileSystem } from "../host/mod.ts";
+import { failed, type KernelFs } from "../host/mod.ts";
 import { FdtError, type FdtNode, findNodes, parseFdt } from "./fdt.ts";
 import type { IncomingHandover, LuoVersion } from "./kernel.ts";
-import { errnoOf } from "./kernel_failure.ts";
 
 /** The orchestrator's node name in the KHO tree. */
 export const LUO_NODE = "liveupdate_orchestrator";
@@ -60,12 +59,17 @@ function orchestrator(root: FdtNode, file: string): FdtNode | undefined {
   return nodes[0];
 }
 
-async function readBlob(fs: FileSystem, file: string): Promise<Uint8Array> {
-  const info = await fs.stat(file);
-  if (info.size > MAX_BLOB) {
-    throw new HandoverError(`${file} has ${info.size} bytes, more than a KHO tree can.`, file);
+/** The blob in `file`, or the errno of the failed read. Throws HandoverError when too large. */
+function readBlob(fs: KernelFs, file: string): Uint8Array | string {
+  const blob = fs.readFile(file, MAX_BLOB);
+  if (!failed(blob)) return blob;
+  if (blob.errno === "EFBIG") {
+    throw new HandoverError(
+      `${file} has more than ${MAX_BLOB} bytes, more than a KHO tree can.`,
+      file,
+    );
   }
-  return await fs.readFile(file);
+  return blob.errno;
 }
 
 function parseBlob(blob: Uint8Array, file: string): FdtNode {
@@ -91,45 +95,35 @@ function found(node: FdtNode, file: string): IncomingHandover {
   };
 }
 
-async function exists(fs: FileSystem, path: string): Promise<boolean> {
-  try {
-    await fs.stat(path);
-    return true;
-  } catch (error) {
-    if (errnoOf(error) === "ENOENT") return false;
-    throw error;
-  }
-}
-
 /**
  * Reads the incoming KHO data below `debugfs` and finds the orchestrator node.
  * "unavailable" when debugfs or its KHO files cannot be read; "absent" when the
  * data is there without the node (an ordinary boot). Throws HandoverError for a
- * malformed tree or version. Needs read access to `debugfs`.
+ * malformed tree or version. Reads through `fs` (libc in production: debugfs lives
+ * under /sys, which Deno's file API refuses under scoped permissions).
  */
-export async function readIncomingHandover(
-  fs: FileSystem,
-  debugfs: string,
-): Promise<IncomingHandover> {
+export function readIncomingHandover(fs: KernelFs, debugfs: string): Promise<IncomingHandover> {
+  try {
+    return Promise.resolve(readIncoming(fs, debugfs));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function readIncoming(fs: KernelFs, debugfs: string): IncomingHandover {
   const dir = `${debugfs}/kho/in`;
   const file = `${dir}/fdt`;
-  let blob: Uint8Array;
-  try {
-    blob = await readBlob(fs, file);
-  } catch (error) {
-    if (error instanceof HandoverError) throw error;
-    const errno = errnoOf(error);
+  const blob = readBlob(fs, file);
+  if (typeof blob === "string") {
+    const errno = blob;
     if (errno === "ENOENT") {
-      try {
-        if (await exists(fs, `${debugfs}/kho`)) {
-          return {
-            status: "absent",
-            file,
-            detail: `No ${file}: the kernel received no KHO handover (an ordinary boot).`,
-          };
-        }
-      } catch {
-        // fall through: unreadable
+      const kho = fs.stat(`${debugfs}/kho`);
+      if (!failed(kho) && kho.type === "directory") {
+        return {
+          status: "absent",
+          file,
+          detail: `No ${file}: the kernel received no KHO handover (an ordinary boot).`,
+        };
       }
       return {
         status: "unavailable",
@@ -138,29 +132,20 @@ export async function readIncomingHandover(
           "the kernel was built without KHO's debugfs files (CONFIG_KEXEC_HANDOVER_DEBUGFS).",
       };
     }
-    const why = errno ?? (error instanceof Error ? error.message : String(error));
-    return { status: "unavailable", file, detail: `${file} cannot be read (${why}).` };
+    return { status: "unavailable", file, detail: `${file} cannot be read (${errno}).` };
   }
   const node = orchestrator(parseBlob(blob, file), file);
   if (node) return found(node, file);
 
   // Mainline KHO keeps each user's tree in its own blob under sub_fdts/.
   const subDir = `${dir}/sub_fdts`;
-  const entries: string[] = [];
-  try {
-    for await (const entry of fs.readDir(subDir)) entries.push(entry.name);
-  } catch {
-    // none: the whole handover is in fdt
-  }
+  const listed = fs.readDir(subDir);
+  // None (a failure): the whole handover is in fdt.
+  const entries = failed(listed) ? [] : listed.map((entry) => entry.name);
   for (const name of entries.sort()) {
     const subFile = `${subDir}/${name}`;
-    let sub: Uint8Array;
-    try {
-      sub = await readBlob(fs, subFile);
-    } catch (error) {
-      if (error instanceof HandoverError) throw error;
-      continue;
-    }
+    const sub = readBlob(fs, subFile);
+    if (typeof sub === "string") continue;
     if (sub.length < 4 || new DataView(sub.buffer, sub.byteOffset).getUint32(0) !== 0xd00dfeed) {
       continue; // not every KHO blob is a device tree
     }

@@ -7,14 +7,14 @@
  * @module
  */
 
+import { failed } from "../host/mod.ts";
 import type { BackendProbe, BackendProvider } from "./backend.ts";
 import { KernelUnsupportedError } from "./kernel_error.ts";
-import { errnoOf } from "./kernel_failure.ts";
 
 /** The mainline backend's place in the selection, until the backend itself is built in. */
 export const mainlinePendingProvider: BackendProvider = {
   name: "mainline",
-  async probe(context): Promise<BackendProbe> {
+  probe(context): Promise<BackendProbe> {
     const location = context.device;
     const probe: BackendProbe = {
       backend: "mainline",
@@ -25,30 +25,27 @@ export const mainlinePendingProvider: BackendProvider = {
       problems: [],
       summary: "",
     };
-    try {
-      const info = await context.fs.stat(location);
+    const info = context.fs.stat(location);
+    if (!failed(info)) {
       probe.present = true;
       probe.problems.push(
-        info.isCharDevice
+        info.type === "char-device"
           ? `${location} exists (the mainline live-update interface), but this build of the ` +
             "agent does not drive it yet."
           : `${location} is not a character device.`,
       );
-    } catch (error) {
-      const errno = errnoOf(error);
-      if (errno === "ENOENT") {
-        probe.missing.push(location);
-        probe.problems.push(
-          `No ${location}: the running kernel has no mainline live-update interface ` +
-            "(CONFIG_LIVEUPDATE, booted with kho=on liveupdate=on).",
-        );
-      } else {
-        probe.present = true;
-        probe.problems.push(`${location} cannot be examined (${errno ?? String(error)}).`);
-      }
+    } else if (info.errno === "ENOENT") {
+      probe.missing.push(location);
+      probe.problems.push(
+        `No ${location}: the running kernel has no mainline live-update interface ` +
+          "(CONFIG_LIVEUPDATE, booted with kho=on liveupdate=on).",
+      );
+    } else {
+      probe.present = true;
+      probe.problems.push(`${location} cannot be examined (${info.errno}).`);
     }
     probe.summary = probe.problems[0]!;
-    return probe;
+    return Promise.resolve(probe);
   },
   open(_context, probe) {
     throw new KernelUnsupportedError(probe.summary, probe.missing);

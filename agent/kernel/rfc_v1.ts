@@ -1,12 +1,14 @@
 /**
  * The RFC v1 sysfs backend: `<sysfs>/kernel/liveupdate/{state,prepare,finish}` and
  * `<sysfs>/devices/…/liveupdate/{requested,preserved,reclaimed}`, through the
- * host's FileSystem. Writes exactly `1` or `0`, without creating or truncating
+ * host's KernelFs (libc in production: Deno's file API refuses /sys under scoped
+ * permissions). Writes exactly `1` or `0`, without creating or truncating
  * anything, and turns every refusal into a KernelError with the kernel's errno.
  *
  * @module
  */
 
+import { failed, type KernelFs } from "../host/mod.ts";
 import type { BackendProbe, BackendProvider, KernelContext } from "./backend.ts";
 import { parseFlag, parseState } from "./contents.ts";
 import { checkDevicePath } from "./device_path.ts";
@@ -22,7 +24,7 @@ import type {
   WatchOptions,
 } from "./kernel.ts";
 import { KernelError, type KernelOperation } from "./kernel_error.ts";
-import { errnoOf, kernelFailure } from "./kernel_failure.ts";
+import { fsFailureError, kernelFailure } from "./kernel_failure.ts";
 import { readIncomingHandover } from "./kho.ts";
 import { readRequestedMany, setRequestedMany } from "./rfc_v1_bulk.ts";
 import { watchStateFile } from "./state_watcher.ts";
@@ -36,6 +38,20 @@ export const RFC_V1_EXTRA_FILES = ["cancel", "reset", "enabled"] as const;
 const DEVICE_FLAGS = ["requested", "preserved", "reclaimed"] as const;
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+/** A sysfs attribute holds at most a page. */
+const ATTRIBUTE_SIZE = 4096;
+
+/**
+ * The text of sysfs attribute `file` (one read call: sysfs hands over the whole
+ * attribute at once), or the failure as the error Deno would have thrown.
+ */
+function readAttribute(fs: KernelFs, file: string): string | Error {
+  const buffer = new Uint8Array(ATTRIBUTE_SIZE);
+  const count = fs.read(file, buffer);
+  if (failed(count)) return fsFailureError(count.errno, "read", file);
+  return decoder.decode(buffer.subarray(0, count));
+}
 
 class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
   readonly backend = "rfc-v1";
@@ -49,16 +65,10 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
     this.devicesDir = `${context.sysfs}/devices`;
   }
 
-  private async readText(
-    file: string,
-    operation: KernelOperation,
-    device?: DevicePath,
-  ): Promise<string> {
-    try {
-      return await this.context.fs.readTextFile(file);
-    } catch (error) {
-      throw kernelFailure(error, { file, operation, device });
-    }
+  private readText(file: string, operation: KernelOperation, device?: DevicePath): string {
+    const text = readAttribute(this.context.fs, file);
+    if (text instanceof Error) throw kernelFailure(text, { file, operation, device });
+    return text;
   }
 
   /** The state, or undefined when it cannot be read (for error messages). */
@@ -76,29 +86,33 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
     operation: KernelOperation,
     device?: DevicePath,
   ): Promise<void> {
-    const bytes = encoder.encode(value);
-    try {
-      // No create, no truncate: a missing attribute must fail, not become a file.
-      using handle = await this.context.fs.open(file, { write: true });
-      const written = await handle.write(bytes);
-      if (written !== bytes.length) {
-        throw new KernelError(`The kernel accepted ${written} of 1 byte written to ${file}.`, {
-          file,
-          operation,
-        });
-      }
-    } catch (error) {
-      if (error instanceof KernelError) throw error;
-      const state = errnoOf(error) && errnoOf(error) !== "ENOENT"
-        ? await this.stateIfReadable()
-        : undefined;
-      throw kernelFailure(error, { file, operation, device, state });
+    // No create, no truncate (KernelFs.write): a missing attribute fails, it does not
+    // become a file.
+    const written = this.context.fs.write(file, encoder.encode(value));
+    if (failed(written)) {
+      const state = written.errno !== "ENOENT" ? await this.stateIfReadable() : undefined;
+      throw kernelFailure(fsFailureError(written.errno, "write", file), {
+        file,
+        operation,
+        device,
+        state,
+      });
+    }
+    if (written !== 1) {
+      throw new KernelError(`The kernel accepted ${written} of 1 byte written to ${file}.`, {
+        file,
+        operation,
+      });
     }
   }
 
-  async state(): Promise<LuoState> {
+  state(): Promise<LuoState> {
     const file = `${this.location}/state`;
-    return parseState(await this.readText(file, "read"), file);
+    try {
+      return Promise.resolve(parseState(this.readText(file, "read"), file));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   prepare(): Promise<void> {
@@ -123,15 +137,21 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
     });
   }
 
-  async readDevice(device: DevicePath): Promise<DeviceFlags> {
-    const dir = `${this.devicesDir}/${checkDevicePath(device)}/liveupdate`;
-    const [requested, preserved, reclaimed] = await Promise.all(
-      DEVICE_FLAGS.map(async (flag) => {
+  readDevice(device: DevicePath): Promise<DeviceFlags> {
+    try {
+      const dir = `${this.devicesDir}/${checkDevicePath(device)}/liveupdate`;
+      const [requested, preserved, reclaimed] = DEVICE_FLAGS.map((flag) => {
         const file = `${dir}/${flag}`;
-        return parseFlag(await this.readText(file, "read", device), file);
-      }),
-    );
-    return { requested: requested!, preserved: preserved!, reclaimed: reclaimed! };
+        return parseFlag(this.readText(file, "read", device), file);
+      });
+      return Promise.resolve({
+        requested: requested!,
+        preserved: preserved!,
+        reclaimed: reclaimed!,
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async setRequested(device: DevicePath, requested: boolean): Promise<void> {
@@ -170,19 +190,34 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
 
 type Found = "file" | "directory" | "other" | "missing" | { errno: string };
 
-async function look(context: KernelContext, path: string): Promise<Found> {
+function look(context: KernelContext, path: string): Found {
+  const info = context.fs.stat(path);
+  if (failed(info)) return info.errno === "ENOENT" ? "missing" : info;
+  return info.type === "file" || info.type === "directory" ? info.type : "other";
+}
+
+/** Parses attribute `file` with `parse`; the problem sentence when that fails. */
+function probeRead<T>(
+  context: KernelContext,
+  file: string,
+  parse: (text: string, file: string) => T,
+): T | { problem: string } {
+  const text = readAttribute(context.fs, file);
   try {
-    const info = await context.fs.stat(path);
-    return info.isFile ? "file" : info.isDirectory ? "directory" : "other";
+    if (text instanceof Error) throw kernelFailure(text, { file, operation: "read" });
+    return parse(text, file);
   } catch (error) {
-    const errno = errnoOf(error);
-    if (errno === "ENOENT") return "missing";
-    return { errno: errno ?? (error instanceof Error ? error.message : String(error)) };
+    if (error instanceof KernelError) return { problem: error.message };
+    throw error;
   }
 }
 
 /** Looks for the RFC v1 files below `context.sysfs`; says precisely what is missing. */
-export async function probeRfcV1(context: KernelContext): Promise<BackendProbe> {
+export function probeRfcV1(context: KernelContext): Promise<BackendProbe> {
+  return Promise.resolve(lookForRfcV1(context));
+}
+
+function lookForRfcV1(context: KernelContext): BackendProbe {
   const location = `${context.sysfs}/${RFC_V1_DIR}`;
   const probe: BackendProbe = {
     backend: "rfc-v1",
@@ -193,9 +228,9 @@ export async function probeRfcV1(context: KernelContext): Promise<BackendProbe> 
     problems: [],
     summary: "",
   };
-  const dir = await look(context, location);
+  const dir = look(context, location);
   if (dir === "missing") {
-    const kernelDir = await look(context, `${context.sysfs}/kernel`);
+    const kernelDir = look(context, `${context.sysfs}/kernel`);
     probe.missing.push(location);
     if (kernelDir === "directory") {
       probe.problems.push(
@@ -222,7 +257,7 @@ export async function probeRfcV1(context: KernelContext): Promise<BackendProbe> 
   }
   for (const name of RFC_V1_FILES) {
     const file = `${location}/${name}`;
-    const found = await look(context, file);
+    const found = look(context, file);
     if (found === "missing") {
       probe.missing.push(file);
       probe.problems.push(`${file} is missing.`);
@@ -234,36 +269,21 @@ export async function probeRfcV1(context: KernelContext): Promise<BackendProbe> 
   }
   const extraFiles: string[] = [];
   for (const name of RFC_V1_EXTRA_FILES) {
-    if ((await look(context, `${location}/${name}`)) === "file") extraFiles.push(name);
+    if ((look(context, `${location}/${name}`)) === "file") extraFiles.push(name);
   }
   if (probe.problems.length === 0) {
-    try {
-      const file = `${location}/state`;
-      probe.state = parseState(await context.fs.readTextFile(file), file);
-    } catch (error) {
-      probe.problems.push(
-        error instanceof KernelError
-          ? error.message
-          : kernelFailure(error, { file: `${location}/state`, operation: "read" }).message,
-      );
-    }
+    const state = probeRead(context, `${location}/state`, parseState);
+    if (typeof state === "object") probe.problems.push(state.problem);
+    else probe.state = state;
   }
   if (extraFiles.includes("enabled")) {
     const file = `${location}/enabled`;
-    try {
-      if (!parseFlag(await context.fs.readTextFile(file), file)) {
-        probe.problems.push(`${file} says live update is disabled (0).`);
-      }
-    } catch (error) {
-      probe.problems.push(
-        error instanceof KernelError
-          ? error.message
-          : kernelFailure(error, { file, operation: "read" }).message,
-      );
-    }
+    const enabled = probeRead(context, file, parseFlag);
+    if (typeof enabled === "object") probe.problems.push(enabled.problem);
+    else if (!enabled) probe.problems.push(`${file} says live update is disabled (0).`);
   }
   const devicesDir = `${context.sysfs}/devices`;
-  const devices = await look(context, devicesDir);
+  const devices = look(context, devicesDir);
   if (devices !== "directory") {
     if (devices === "missing") probe.missing.push(devicesDir);
     probe.problems.push(`No ${devicesDir} directory: check paths.sysfs.`);

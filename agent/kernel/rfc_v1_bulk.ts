@@ -18,7 +18,7 @@ import { parseFlag, parseState } from "./contents.ts";
 import { checkDevicePath } from "./device_path.ts";
 import type { DevicePath, LuoState } from "./kernel.ts";
 import { KernelError } from "./kernel_error.ts";
-import { kernelFailure } from "./kernel_failure.ts";
+import { fsFailureError, kernelFailure } from "./kernel_failure.ts";
 
 const O_RDONLY = 0;
 const O_RDWR = 2;
@@ -57,11 +57,6 @@ function devicePath(device: DevicePath): DevicePath {
   return device.length <= 4096 && CLEAN_PATH.test(device) ? device : checkDevicePath(device);
 }
 
-/** An error shaped like Deno's, so {@link kernelFailure} reads its errno. */
-function osError(errno: string, call: string, file: string): Error {
-  return Object.assign(new Error(`${errno}: ${call} ${file}`), { code: errno });
-}
-
 /** Reads a small attribute; returns its text or the errno name. */
 function readAttribute(
   libc: Libc,
@@ -98,7 +93,7 @@ export function readRequestedMany(
       devicePath(device);
       const text = readAttribute(libc, file, buffer, encode);
       if (typeof text !== "string") {
-        throw kernelFailure(osError(text.errno, text.call, file), {
+        throw kernelFailure(fsFailureError(text.errno, text.call, file), {
           file,
           operation: "read",
           device,
@@ -149,7 +144,12 @@ export function setRequestedMany(
     // No create, no truncate: a missing attribute must fail, not become a file.
     const fd = libc.symbols.open(encode(file), O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
-      failures.push({ index, device, file, cause: osError(errnoName(libc.errno()), "open", file) });
+      failures.push({
+        index,
+        device,
+        file,
+        cause: fsFailureError(errnoName(libc.errno()), "open", file),
+      });
       return null;
     }
     try {
@@ -159,7 +159,7 @@ export function setRequestedMany(
           index,
           device,
           file,
-          cause: osError(errnoName(libc.errno()), "write", file),
+          cause: fsFailureError(errnoName(libc.errno()), "write", file),
         });
       } else if (written !== 1) {
         return new KernelError(`The kernel accepted ${written} of 1 byte written to ${file}.`, {

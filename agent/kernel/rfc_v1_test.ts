@@ -372,19 +372,3 @@ Deno.test("errnoOf: the errno number in Deno's message wins over its code", () =
   assert.equal(errnoOf(new Deno.errors.NotCapable("Requires read access")), undefined);
   assert.equal(errnoOf("EINVAL"), undefined);
 });
-
-Deno.test("a Deno sandbox refusal says what permission the agent needs", async () => {
-  const { sm } = await open(
-    luoFiles("normal\n", {
-      [`${LUO}/prepare`]: {
-        contents: "",
-        onWrite: () => {
-          throw new Deno.errors.NotCapable("Requires all access to the file");
-        },
-      },
-    }),
-  );
-  const error = await rejects(sm.prepare());
-  assert.equal(error.errno, undefined);
-  assert.match(error.message, /Deno's sandbox refused the prepare \(.*prepare\): .*--allow-all/);
-});

@@ -7,7 +7,7 @@
  */
 
 import type { Config } from "../config/mod.ts";
-import type { FileSystem, Libc } from "../host/mod.ts";
+import type { KernelFs, Libc } from "../host/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { BackendProbe, BackendProvider, KernelContext } from "./backend.ts";
 import type { BackendName, Kernel } from "./kernel.ts";
@@ -24,7 +24,7 @@ export type BackendChoice = "auto" | BackendName;
 /** The kernel context for `config`. */
 export function kernelContext(
   config: Config,
-  host: { fs: FileSystem; libc: () => Libc; log?: Logger },
+  host: { fs: KernelFs; libc: () => Libc; log?: Logger },
 ): KernelContext {
   return {
     fs: host.fs,

@@ -7,7 +7,7 @@
  */
 
 import { AgentError } from "../errors.ts";
-import type { FileSystem, ProcessRunner } from "../host/mod.ts";
+import { type KernelFs, type ProcessRunner, readBounded } from "../host/mod.ts";
 
 /** kexec-tools failed or could not be run. */
 export class KexecError extends AgentError {
@@ -36,11 +36,14 @@ function lastLine(text: string): string {
   return lines.at(-1)?.trim() ?? "";
 }
 
-/** Drives kexec-tools. Needs `--allow-run` for the binary and read on `<sysfs>/kernel`. */
+/**
+ * Drives kexec-tools. Needs `--allow-run` for the binary; reads `<sysfs>/kernel`
+ * through the kernel's files (`Platform.kernelFs()`).
+ */
 export class KexecTools {
   constructor(
     private readonly processes: ProcessRunner,
-    private readonly fs: FileSystem,
+    private readonly fs: KernelFs,
     private readonly options: KexecToolsOptions,
   ) {}
 
@@ -99,12 +102,14 @@ export class KexecTools {
   }
 
   /** Whether a kexec kernel is loaded (`<sysfs>/kernel/kexec_loaded`); undefined if unknown. */
-  async isLoaded(): Promise<boolean | undefined> {
-    try {
-      const text = (await this.fs.readTextFile(`${this.options.sysfs}/kernel/kexec_loaded`)).trim();
-      return text === "1" ? true : text === "0" ? false : undefined;
-    } catch {
-      return undefined;
-    }
+  isLoaded(): Promise<boolean | undefined> {
+    const read = readBounded(
+      this.fs,
+      `${this.options.sysfs}/kernel/kexec_loaded`,
+      new Uint8Array(64),
+    );
+    if (read.kind !== "ok") return Promise.resolve(undefined);
+    const text = new TextDecoder().decode(read.bytes).trim();
+    return Promise.resolve(text === "1" ? true : text === "0" ? false : undefined);
   }
 }

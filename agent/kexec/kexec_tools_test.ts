@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { realProcesses } from "../host/mod.ts";
+import { denoKernelFs } from "../host/deno_kernel_fs.ts";
 import { KexecError, KexecTools } from "./kexec_tools.ts";
 
 /** Writes an executable stand-in for kexec that logs its arguments and exits as told. */
@@ -22,7 +23,11 @@ async function withDir(fn: (dir: string) => Promise<void>) {
 Deno.test("load passes an argument array with kexec_file_load, initrd and command line", async () => {
   await withDir(async (dir) => {
     const binary = await fakeKexec(dir, "exit 0");
-    const tools = new KexecTools(realProcesses, Deno, { binary, sysfs: dir, timeoutMs: 10_000 });
+    const tools = new KexecTools(realProcesses, denoKernelFs, {
+      binary,
+      sysfs: dir,
+      timeoutMs: 10_000,
+    });
     await tools.load({ kernel: "/boot/vmlinuz", initrd: "/boot/initrd", cmdline: 'a b="c d"' });
     await tools.unload();
     assert.equal(
@@ -41,7 +46,11 @@ Deno.test("load passes an argument array with kexec_file_load, initrd and comman
 Deno.test("a failing load reports kexec's own message", async () => {
   await withDir(async (dir) => {
     const binary = await fakeKexec(dir, 'echo "Cannot determine the file type of /k" >&2; exit 1');
-    const tools = new KexecTools(realProcesses, Deno, { binary, sysfs: dir, timeoutMs: 10_000 });
+    const tools = new KexecTools(realProcesses, denoKernelFs, {
+      binary,
+      sysfs: dir,
+      timeoutMs: 10_000,
+    });
     const error = await tools.load({ kernel: "/k", cmdline: "" }).catch((e) => e);
     assert.ok(error instanceof KexecError);
     assert.match(
@@ -52,7 +61,7 @@ Deno.test("a failing load reports kexec's own message", async () => {
 });
 
 Deno.test("a missing kexec binary is a clear error", async () => {
-  const tools = new KexecTools(realProcesses, Deno, {
+  const tools = new KexecTools(realProcesses, denoKernelFs, {
     binary: "/nonexistent/kexec",
     sysfs: "/x",
     timeoutMs: 1000,
@@ -68,7 +77,11 @@ Deno.test("a missing kexec binary is a clear error", async () => {
 Deno.test("a hanging load is stopped after the timeout", async () => {
   await withDir(async (dir) => {
     const binary = await fakeKexec(dir, "exec sleep 30");
-    const tools = new KexecTools(realProcesses, Deno, { binary, sysfs: dir, timeoutMs: 200 });
+    const tools = new KexecTools(realProcesses, denoKernelFs, {
+      binary,
+      sysfs: dir,
+      timeoutMs: 200,
+    });
     const error = await tools.load({ kernel: "/k", cmdline: "" }).catch((e) => e);
     assert.ok(error instanceof KexecError);
     assert.match(error.message, /did not load "\/k" within 0\.2s and was stopped/);
@@ -77,7 +90,7 @@ Deno.test("a hanging load is stopped after the timeout", async () => {
 
 Deno.test("isLoaded reads kernel/kexec_loaded", async () => {
   await withDir(async (dir) => {
-    const tools = new KexecTools(realProcesses, Deno, {
+    const tools = new KexecTools(realProcesses, denoKernelFs, {
       binary: "/x",
       sysfs: dir,
       timeoutMs: 1000,

@@ -8,9 +8,9 @@
 
 import type { CompatReport } from "../compat/mod.ts";
 import type { Config } from "../config/mod.ts";
-import type { DeviceFs, DeviceLayer } from "../devices/mod.ts";
+import type { DeviceLayer } from "../devices/mod.ts";
 import type { FleetCoordinator } from "../fleet/mod.ts";
-import type { Clock, FileSystem } from "../host/mod.ts";
+import type { Clock, FileSystem, KernelFs, ProcFacts } from "../host/mod.ts";
 import type { KexecTools } from "../kexec/mod.ts";
 import type { DeviceKernel, Kernel } from "../kernel/mod.ts";
 import type { Logger } from "../log/mod.ts";
@@ -19,15 +19,8 @@ import type { KexecTrigger, SystemdManager } from "../systemd/mod.ts";
 import type { UpdateLock } from "./lock.ts";
 import type { JournalHook } from "./steps.ts";
 
-/** Facts about the running system the flows read. */
-export interface HostFacts {
-  /** The running kernel's command line (`<paths.proc>/cmdline`). */
-  cmdline(): string;
-  /** Seconds since this kernel booted (`<paths.proc>/uptime`), if readable. */
-  uptimeSeconds(): number | undefined;
-  /** The running kernel's release (`<paths.proc>/sys/kernel/osrelease`). */
-  osRelease(): string;
-}
+/** Facts about the running system the flows read (`<paths.proc>`). */
+export type HostFacts = Pick<ProcFacts, "cmdline" | "osRelease" | "uptimeSeconds">;
 
 /** What the update flows run against. */
 export interface UpdateContext {
@@ -43,7 +36,7 @@ export interface UpdateContext {
   /** Connects to systemd's manager (the same connection for the whole run). */
   systemd(): Promise<SystemdManager>;
   /** How the udev database and sysfs links are read (libc in production). */
-  deviceFs: DeviceFs;
+  deviceFs: KernelFs;
   /** The device layer over a kernel's per-device part. */
   deviceLayer(kernel: DeviceKernel): DeviceLayer;
   kexec: KexecTools;

@@ -112,7 +112,12 @@ export async function finishUpdate(
   if (record.status !== "finishing") {
     record.status = "finishing";
     record.timings.agent_started = context.startedAt.toISOString();
-    const uptime = context.facts.uptimeSeconds();
+    let uptime: number | undefined;
+    try {
+      uptime = context.facts.uptimeSeconds();
+    } catch (error) {
+      log.warning(`The boot time is unknown: ${describeError(error)}`);
+    }
     if (uptime !== undefined) {
       const booted = new Date(clock.now().getTime() - uptime * 1000).toISOString();
       const since = ms(record.timings.kexec_issued, booted);

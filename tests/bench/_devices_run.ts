@@ -22,13 +22,8 @@
  * @module
  */
 
-import {
-  fileOwnershipStore,
-  libcDeviceFs,
-  reconcileDevices,
-  selectDevices,
-} from "../../agent/devices/mod.ts";
-import { lazyLibc } from "../../agent/host/mod.ts";
+import { fileOwnershipStore, reconcileDevices, selectDevices } from "../../agent/devices/mod.ts";
+import { lazyKernelFs, lazyLibc } from "../../agent/host/mod.ts";
 import { openKernel, requireDevices } from "../../agent/kernel/mod.ts";
 
 const [mode, sysfs, udev, state] = Deno.args;
@@ -54,9 +49,10 @@ function pciIndex(): string[] {
 
 if (mode === "agent" || mode === "undo") {
   const libc = lazyLibc();
+  const fs = lazyKernelFs(libc)();
   const kernel = requireDevices(
     await openKernel({
-      fs: Deno,
+      fs,
       libc,
       sysfs,
       debugfs: `${state}/nonexistent`,
@@ -65,7 +61,7 @@ if (mode === "agent" || mode === "undo") {
     }, "rfc-v1"),
   );
   const selection = selectDevices({
-    fs: libcDeviceFs(libc()),
+    fs,
     udevDb: udev,
     sysfs,
     tag: mode === "agent" ? "liveupdate" : "liveupdate-bench-none",

@@ -16,7 +16,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type Libc, openLibc } from "../../agent/host/mod.ts";
+import { type Libc, libcKernelFs, openLibc } from "../../agent/host/mod.ts";
 import {
   openKernel as openBackend,
   parseState,
@@ -46,7 +46,7 @@ async function openKernel(
   watchInterval: number,
 ): Promise<StateMachine> {
   const kernel = await openBackend({
-    fs: Deno,
+    fs: libcKernelFs(libc()),
     libc,
     sysfs,
     debugfs: `${sysfs}/nonexistent`,

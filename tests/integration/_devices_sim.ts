@@ -2,21 +2,19 @@
  * Helpers of the device selection's integration tests: the simulated LUO kernel
  * (FUSE, tests/sim/harness.ts) with a device tree, that tree's udev database in
  * a temporary directory, and the agent's real layers pointed at both — the RFC
- * v1 backend, the libc DeviceFs, the file record in a temporary state directory.
+ * v1 backend, the libc KernelFs, the file record in a temporary state directory.
  *
  * @module
  */
 
 import {
-  type DeviceFs,
   fileOwnershipStore,
-  libcDeviceFs,
   type OwnershipStore,
   selectDevices,
   type Selection,
   SysfsResolver,
 } from "../../agent/devices/mod.ts";
-import { type Libc, openLibc } from "../../agent/host/mod.ts";
+import { type KernelFs, type Libc, libcKernelFs, openLibc } from "../../agent/host/mod.ts";
 import { type DeviceKernel, openKernel, requireDevices } from "../../agent/kernel/mod.ts";
 import { type Sim, startSim } from "../sim/harness.ts";
 import { type SimTree, writeUdevDb } from "../sim/tree.ts";
@@ -30,7 +28,7 @@ export interface DevicesRig extends AsyncDisposable {
   /** The agent's state directory (`paths.state_dir`). */
   state: string;
   libc: Libc;
-  fs: DeviceFs;
+  fs: KernelFs;
   kernel: DeviceKernel;
   store: OwnershipStore;
   /** Selects with the tag "liveupdate" (and `match`). */
@@ -52,10 +50,10 @@ export async function startRig(tree: SimTree): Promise<DevicesRig> {
     sim = await startSim({ tree });
     const udev = `${dir}/udev`;
     await writeUdevDb(tree, udev);
-    const fs = libcDeviceFs(libc);
+    const fs = libcKernelFs(libc);
     const kernel = requireDevices(
       await openKernel({
-        fs: Deno,
+        fs,
         libc: () => libc,
         sysfs: sim.root,
         debugfs: `${dir}/debug`,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Libc } from "../../agent/host/mod.ts";
+import { type Libc, libcKernelFs } from "../../agent/host/mod.ts";
 import {
   type DeviceKernel,
   type Kernel,
@@ -56,10 +56,13 @@ export function kernelTree(): SimTree {
   };
 }
 
-/** The kernel context for a simulator: its sysfs root, no debugfs, no mainline device. */
+/**
+ * The kernel context for a simulator: its sysfs root, no debugfs, no mainline
+ * device; the kernel's files through `libc`, as in production.
+ */
 export function simContext(sim: Sim, libc: () => Libc, watchInterval = 1000): KernelContext {
   return {
-    fs: Deno,
+    fs: libcKernelFs(libc()),
     libc,
     sysfs: sim.root,
     debugfs: `${sim.root}/nonexistent-debugfs`,
@@ -78,9 +81,7 @@ export interface SimKernel {
 /** The agent's kernel layer on `sim`, chosen by automatic selection. */
 export async function openSimKernel(
   sim: Sim,
-  libc: () => Libc = () => {
-    throw new Error("this test does not watch");
-  },
+  libc: () => Libc,
   watchInterval = 1000,
 ): Promise<SimKernel> {
   const kernel: Kernel = await openKernel(simContext(sim, libc, watchInterval), "auto");

@@ -13,7 +13,13 @@
 import { createUpdateContext } from "../../agent/cli/update_context.ts";
 import { loadConfig } from "../../agent/config/mod.ts";
 import { createLogger } from "../../agent/log/mod.ts";
-import { createTestHost, type Libc, openLibc, type TestHost } from "../../agent/host/mod.ts";
+import {
+  createTestHost,
+  type Libc,
+  libcKernelFs,
+  openLibc,
+  type TestHost,
+} from "../../agent/host/mod.ts";
 import { SystemdManager } from "../../agent/systemd/mod.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
 import type { AttemptRecord } from "../../agent/store/mod.ts";
@@ -280,7 +286,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           log,
           loaded,
           configRoot,
-          platform: { libc: () => libc, releases: { osRelease: () => RUNNING_RELEASE } },
+          platform: { libc: () => libc, kernelFs: () => libcKernelFs(libc) },
         });
         let calls = 0;
         const update: UpdateContext = {

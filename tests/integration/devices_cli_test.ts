@@ -32,7 +32,7 @@ Deno.test("devices --json against the simulated kernel, before and after a live 
     const run = async (...args: string[]) => {
       const host = createTestHost();
       const code = await runCli(["devices", `--config-root=${configRoot}`, ...args], host, {
-        platform: { libc: () => rig.libc, releases: { osRelease: () => "6.14.0" } },
+        platform: { libc: () => rig.libc, kernelFs: () => rig.fs },
       });
       return { code, out: host.stdout.text(), err: host.stderr.text() };
     };

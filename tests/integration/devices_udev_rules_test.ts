@@ -5,8 +5,8 @@
  * private mount namespace with its own /run and /dev, so the host is untouched.
  */
 import assert from "node:assert/strict";
-import { libcDeviceFs, selectDevices } from "../../agent/devices/mod.ts";
-import { openLibc } from "../../agent/host/mod.ts";
+import { selectDevices } from "../../agent/devices/mod.ts";
+import { libcKernelFs, openLibc } from "../../agent/host/mod.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const RULES = `${REPO}config/70-liveupdate.rules`;
@@ -143,7 +143,7 @@ Deno.test("udev rules: what udev writes for a tagged device is what the agent se
     // The agent reads udev's real database and the host's real sysfs.
     using libc = openLibc();
     const selection = selectDevices({
-      fs: libcDeviceFs(libc),
+      fs: libcKernelFs(libc),
       udevDb: result.db,
       sysfs: "/sys",
       tag: "liveupdate",

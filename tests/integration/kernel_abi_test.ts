@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { ExitCode } from "../../agent/exit_codes.ts";
+import { openLibc } from "../../agent/host/mod.ts";
 import {
   detectKernel,
   KernelError,
@@ -34,7 +35,8 @@ async function kernelError(
 
 Deno.test("rows: prepare 1 in normal, 0 (cancel) in prepared, finish 1 in updated", async () => {
   await using sim = await startSim({ tree: kernelTree() });
-  const { machine } = await openSimKernel(sim);
+  using libc = openLibc();
+  const { machine } = await openSimKernel(sim, () => libc);
   assert.equal(await machine.state(), "normal");
   await machine.prepare();
   assert.equal(await machine.state(), "prepared");
@@ -52,7 +54,8 @@ Deno.test("rows: prepare 1 in normal, 0 (cancel) in prepared, finish 1 in update
 
 Deno.test("rows: prepare in prepared or updated is EINVAL naming the state", async () => {
   await using sim = await startSim({ tree: kernelTree() });
-  const { machine } = await openSimKernel(sim);
+  using libc = openLibc();
+  const { machine } = await openSimKernel(sim, () => libc);
   const file = sim.path("kernel/liveupdate/prepare");
   await machine.prepare();
   await kernelError(machine.prepare(), {
@@ -74,7 +77,8 @@ Deno.test("rows: prepare in prepared or updated is EINVAL naming the state", asy
 
 Deno.test("rows: cancel outside prepared and finish outside updated are EINVAL", async () => {
   await using sim = await startSim({ tree: kernelTree() });
-  const { machine } = await openSimKernel(sim);
+  using libc = openLibc();
+  const { machine } = await openSimKernel(sim, () => libc);
   const prepare = sim.path("kernel/liveupdate/prepare");
   const finish = sim.path("kernel/liveupdate/finish");
   await kernelError(machine.cancel(), {
@@ -107,7 +111,8 @@ Deno.test("rows: cancel outside prepared and finish outside updated are EINVAL",
 
 Deno.test("rows: a failing PREPARE callback's errno passes through; the state stays normal", async () => {
   await using sim = await startSim({ tree: kernelTree() });
-  const { machine, devices } = await openSimKernel(sim);
+  using libc = openLibc();
+  const { machine, devices } = await openSimKernel(sim, () => libc);
   await devices.setRequested(DEV.vf, true);
   const file = sim.path("kernel/liveupdate/prepare");
   for (const errno of ["EBUSY", "ENOMEM", "ENODEV", "EIO"]) {
@@ -143,7 +148,8 @@ Deno.test("rows: a failing PREPARE callback's errno passes through; the state st
 
 Deno.test("rows: an interrupted state lock is EAGAIN for every writer, nothing changes", async () => {
   await using sim = await startSim({ tree: kernelTree() });
-  const { machine, devices } = await openSimKernel(sim);
+  using libc = openLibc();
+  const { machine, devices } = await openSimKernel(sim, () => libc);
   const busy = async (promise: Promise<unknown>, operation: string, file: string) => {
     const error = await kernelError(promise, {
       errno: "EAGAIN",
@@ -179,7 +185,8 @@ Deno.test("rows: an interrupted state lock is EAGAIN for every writer, nothing c
 
 Deno.test("rows: requested changes only in normal; the same value succeeds in any state", async () => {
   await using sim = await startSim({ tree: kernelTree() });
-  const { machine, devices } = await openSimKernel(sim);
+  using libc = openLibc();
+  const { machine, devices } = await openSimKernel(sim, () => libc);
   await devices.setRequested(DEV.vf, true);
   await devices.setRequested(DEV.vf, true); // same value
   await machine.prepare();
@@ -206,7 +213,8 @@ Deno.test("rows: requested changes only in normal; the same value succeeds in an
 
 Deno.test("rows: requesting a device without live-update support (itself or an ancestor) is EINVAL", async () => {
   await using sim = await startSim({ tree: kernelTree() });
-  const { devices } = await openSimKernel(sim);
+  using libc = openLibc();
+  const { devices } = await openSimKernel(sim, () => libc);
   for (const device of [DEV.badPort, DEV.belowBadPort, DEV.nvme]) {
     await kernelError(devices.setRequested(device, true), {
       errno: "EINVAL",
@@ -220,7 +228,8 @@ Deno.test("rows: requesting a device without live-update support (itself or an a
 
 Deno.test("rows: preserved covers requested devices and ancestors; reclaimed; finish clears", async () => {
   await using sim = await startSim({ tree: kernelTree() });
-  const { machine, devices } = await openSimKernel(sim);
+  using libc = openLibc();
+  const { machine, devices } = await openSimKernel(sim, () => libc);
   await devices.setRequested(DEV.vf, true);
   await machine.prepare();
   for (const device of [DEV.vf, DEV.port, DEV.root]) {
@@ -245,7 +254,8 @@ Deno.test("rows: preserved covers requested devices and ancestors; reclaimed; fi
 
 Deno.test("rows: a device that vanished is ENOENT naming it", async () => {
   await using sim = await startSim({ tree: kernelTree() });
-  const { devices } = await openSimKernel(sim);
+  using libc = openLibc();
+  const { devices } = await openSimKernel(sim, () => libc);
   await devices.readDevice(DEV.other);
   assert.equal(await sim.removeDevice(DEV.other), 1);
   const file = sim.device(DEV.other, "liveupdate/requested");
@@ -265,9 +275,8 @@ Deno.test("rows: a device that vanished is ENOENT naming it", async () => {
 
 Deno.test("detection: LUO disabled means no kernel/liveupdate, reported precisely", async () => {
   await using sim = await startSim({ tree: kernelTree(), enabled: false });
-  const context = simContext(sim, () => {
-    throw new Error("unused");
-  });
+  using libc = openLibc();
+  const context = simContext(sim, () => libc);
   const detection = await detectKernel(context, "auto");
   assert.equal(detection.selected, undefined);
   assert.ok(detection.missing.includes(sim.path("kernel/liveupdate")));
@@ -281,7 +290,8 @@ Deno.test("detection: LUO disabled means no kernel/liveupdate, reported precisel
 
 Deno.test("a failed REBOOT callback leaves the kernel in normal, as the backend reads it", async () => {
   await using sim = await startSim({ tree: kernelTree() });
-  const { machine, devices } = await openSimKernel(sim);
+  using libc = openLibc();
+  const { machine, devices } = await openSimKernel(sim, () => libc);
   await devices.setRequested(DEV.vf, true);
   await machine.prepare();
   await sim.failNextReboot("kvm", "EBUSY");

@@ -2,19 +2,22 @@
  * `liveupdate-agent status` against the simulated kernel, through the real CLI.
  */
 import assert from "node:assert/strict";
-import { runCli } from "../../agent/cli/mod.ts";
-import { createTestHost } from "../../agent/host/mod.ts";
+import { type Platform, runCli } from "../../agent/cli/mod.ts";
+import { createTestHost, type Libc, libcKernelFs, openLibc } from "../../agent/host/mod.ts";
 import { startSim } from "../sim/harness.ts";
 import { kernelTree } from "./_kernel_sim.ts";
 
 async function configRoot(sysfs: string): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "liveupdate-kernel-status-" });
+  await Deno.mkdir(`${root}/proc/sys/kernel`, { recursive: true });
+  await Deno.writeTextFile(`${root}/proc/sys/kernel/osrelease`, "6.14.0-sim\n");
   await Deno.mkdir(`${root}/etc/liveupdate/config.d`, { recursive: true });
   await Deno.writeTextFile(
     `${root}/etc/liveupdate/config.d/50-sim.toml`,
     [
       "[paths]",
       `sysfs = "${sysfs}"`,
+      `proc = "${root}/proc"`,
       `debugfs = "${root}/debug"`,
       "[kernel]",
       `device = "${root}/dev/liveupdate"`,
@@ -27,16 +30,16 @@ async function configRoot(sysfs: string): Promise<string> {
   return root;
 }
 
-const platform = {
-  libc: () => {
-    throw new Error("status does not need libc");
-  },
-  releases: { osRelease: () => "6.14.0-sim" },
-};
+/** The production platform: the kernel's files through libc. */
+function platformOf(libc: Libc): Platform {
+  return { libc: () => libc, kernelFs: () => libcKernelFs(libc) };
+}
 
 Deno.test("status reads the simulated kernel: backend, state, compatibility", async () => {
   await using sim = await startSim({ tree: kernelTree() });
   const root = await configRoot(sim.root);
+  using libc = openLibc();
+  const platform = platformOf(libc);
   try {
     await Deno.writeTextFile(sim.path("kernel/liveupdate/prepare"), "1");
     const host = createTestHost();
@@ -69,6 +72,8 @@ Deno.test("status reads the simulated kernel: backend, state, compatibility", as
 Deno.test("status on a kernel with live update disabled names what is missing", async () => {
   await using sim = await startSim({ tree: kernelTree(), enabled: false });
   const root = await configRoot(sim.root);
+  using libc = openLibc();
+  const platform = platformOf(libc);
   try {
     const host = createTestHost();
     assert.equal(

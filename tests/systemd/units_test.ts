@@ -220,11 +220,16 @@ async function installShipped(
   const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
   const bin = `${systemd.dir}/bin`;
   await Deno.mkdir(bin);
+  // The deno binary may live below /root (npx), which ProtectHome= hides: put it beside
+  // the launcher (a hard link when possible).
+  await Deno.link(Deno.execPath(), `${bin}/deno`).catch(() =>
+    Deno.copyFile(Deno.execPath(), `${bin}/deno`)
+  );
   // The VM tier's launcher, at paths the sandbox can see (/tmp and /root are hidden).
   await Deno.writeTextFile(
     `${bin}/liveupdate-agent`,
     launcherScript({
-      deno: Deno.execPath(),
+      deno: "/opt/liveupdate-test/bin/deno",
       main: "/opt/liveupdate-test/src/agent/main.ts",
       denoDir: "/opt/liveupdate-test/deno",
     }),

@@ -1,12 +1,13 @@
 // deno-lint-ignore-file no-console -- a developer tool that prints progress, not part of the agent
 /**
  * The README sections generated from the code (configuration reference, exit
- * codes). `deno run -A tests/tools/readme_sections.ts --write` refreshes them;
+ * codes, permission flags). `deno run -A tests/tools/readme_sections.ts --write` refreshes them;
  * tests/tools/readme_test.ts fails when they are stale.
  *
  * @module
  */
 
+import { permissionTable } from "../../agent/build/permissions.ts";
 import { exitCodeTable } from "../../agent/cli/help.ts";
 import { renderReference } from "../../agent/config/mod.ts";
 
@@ -14,6 +15,7 @@ import { renderReference } from "../../agent/config/mod.ts";
 export const SECTIONS: Readonly<Record<string, () => string>> = {
   "config-reference": renderReference,
   "exit-codes": exitCodeTable,
+  "permission-flags": permissionTable,
 };
 
 /** Replaces every generated section of `readme` with its current content. */
