@@ -445,3 +445,43 @@ Deno.test("fleet flow, CLI: outside the window prepare gives up (exit 8, recorde
   ));
   assert.match(new TextDecoder().decode(now.stderr), /window-override|Starting without waiting/);
 });
+
+Deno.test("fleet flow: a host that stays unhealthy after finish keeps its slot; the attempt fails", async () => {
+  await using etcd = await startEtcd();
+  await using rig = await startUpdateRig({
+    config: etcdToml({
+      endpoints: etcd.endpoints,
+      host: "host-u",
+      slots: 1,
+      // restore.service is active after phase "updated"; needs-broken.service never is.
+      healthUnits: ["restore.service", "needs-broken.service"],
+      healthTimeout: "1s",
+    }),
+  });
+  await rig.start("vmm.service");
+  assert.equal((await prepare(rig)).status, "kexec-issued");
+  await reclaimAll(rig);
+  const { resolution } = await finish(rig);
+  assert.equal(resolution.action, "finished-with-errors");
+  assert.equal(resolution.exitCode, 1);
+  assert.match(resolution.message, /fleet: the host did not pass the fleet health gate/);
+  const record = await newest(rig);
+  assert.equal(record.status, "failed");
+  assert.equal((await rig.sim.status()).state, "normal", "the kernel's update is finished");
+  assert.equal(fleetOf(record).state, "kept");
+  const decisions = kinds(record);
+  assert.deepEqual(decisions.slice(0, 4), [
+    "window-open",
+    "slot-acquired",
+    "slot-persisted",
+    "slot-resumed",
+  ]);
+  assert.deepEqual(decisions.slice(-2), ["health-failed", "slot-kept"]);
+  const failed = fleetOf(record).decisions.find((d) => d.kind === "health-failed")!;
+  assert.match(String(failed.fields.failing), /needs-broken\.service is (inactive|failed)/);
+  assert.doesNotMatch(String(failed.fields.failing), /restore\.service/);
+  assert.deepEqual(await etcdSlots(etcd), {
+    holders: ["host-u:permanent:failed"],
+    halts: ["default/host-u"],
+  });
+});
