@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { runCli } from "../../agent/cli/mod.ts";
-import { createTestHost } from "../../agent/host/mod.ts";
+import { createTestHost, libcKernelFs, openLibc } from "../../agent/host/mod.ts";
 import { startEtcd } from "./etcd_harness.ts";
 import { startFleetLock } from "./fleetlock_double.ts";
 import { configRoot, etcdToml, testFleet } from "./helpers.ts";
@@ -8,7 +8,10 @@ import { freePort } from "./wait.ts";
 
 async function cli(args: string[]) {
   const host = createTestHost();
-  const code = await runCli(args, host);
+  // `status` reads the kernel's files through libc, as the agent does.
+  using libc = openLibc();
+  const platform = { libc: () => libc, kernelFs: () => libcKernelFs(libc) };
+  const code = await runCli(args, host, { platform });
   return { code, stdout: host.stdout.text(), stderr: host.stderr.text() };
 }
 

@@ -96,7 +96,10 @@ export async function testFleet(toml: string, name = "fleet"): Promise<TestFleet
     level: "debug",
     format: "json",
   });
-  const fleet = await createFleet(root.config, host, log).catch(async (error) => {
+  // The host name operators see beside the id (the agent reads it from procfs).
+  const fleet = await createFleet(root.config, host, log, {
+    hostname: `node-${name}`,
+  }).catch(async (error) => {
     await Deno.remove(root.dir, { recursive: true });
     throw error;
   });

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { runCli } from "../../agent/cli/mod.ts";
 import { EtcdClient, FleetSlotKeptError, readFleetState } from "../../agent/fleet/mod.ts";
-import { createTestHost } from "../../agent/host/mod.ts";
+import { createTestHost, libcKernelFs } from "../../agent/host/mod.ts";
 import type { AttemptRecord } from "../../agent/store/mod.ts";
 import {
   type FleetNotes,
@@ -187,7 +187,12 @@ Deno.test("fleet flow: the slot is taken before anything changes, made permanent
   // status and the metrics show where the fleet part stands.
   assert.equal((await readFleetState(Deno, runtime))?.phase, "released");
   const status = createTestHost();
-  assert.equal(await runCli(["status", `--config-root=${rig.configRoot}`], status), 0);
+  const platform = { libc: () => rig.libc, kernelFs: () => libcKernelFs(rig.libc) };
+  assert.equal(
+    await runCli(["status", `--config-root=${rig.configRoot}`], status, { platform }),
+    0,
+    status.stderr.text(),
+  );
   assert.match(status.stdout.text(), /Fleet.*etcd, group default: released/);
   const metricsFile = (await Deno.readTextFile(
     `${rig.configRoot}/etc/liveupdate/config.d/50-rig.toml`,
