@@ -122,11 +122,12 @@ Deno.test("fleet flow: the slot is taken before anything changes, made permanent
   const otherDay = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"][(today + 3) % 7];
   await using rig = await startUpdateRig({
     config: fleetToml(etcd, "host-a") +
-      `[fleet.window]\ndays = ["${otherDay}"]\nstart = "00:00"\nlength = "1h"\n` +
-      `[metrics]\nfile = "${
-        Deno.makeTempDirSync({ prefix: "liveupdate-fleetflow-metrics-" })
-      }/m.prom"\n`,
+      `[fleet.window]\ndays = ["${otherDay}"]\nstart = "00:00"\nlength = "1h"\n`,
   });
+  // The metrics file lives in the rig's directory (removed with the rig).
+  const metricsFile = `${rig.dir}/metrics/liveupdate.prom`;
+  await Deno.mkdir(`${rig.dir}/metrics`);
+  await rig.dropIn("70-metrics", `[metrics]\nfile = "${metricsFile}"\n`);
   await rig.start("vmm.service");
   const seen: Record<string, string[]> = {};
   const record = await prepare(
@@ -194,20 +195,13 @@ Deno.test("fleet flow: the slot is taken before anything changes, made permanent
     status.stderr.text(),
   );
   assert.match(status.stdout.text(), /Fleet.*etcd, group default: released/);
-  const metricsFile = (await Deno.readTextFile(
-    `${rig.configRoot}/etc/liveupdate/config.d/50-rig.toml`,
-  )).match(/file = "(.*m\.prom)"/)![1]!;
-  try {
-    const metrics = await Deno.readTextFile(metricsFile);
-    assert.match(
-      metrics,
-      /liveupdate_fleet_phase\{group="default",backend="etcd",phase="released"\} 1/,
-    );
-    assert.match(metrics, /liveupdate_fleet_slot_held\{group="default",backend="etcd"\} 0/);
-    assert.match(metrics, /liveupdate_last_attempt_result\{result="succeeded"\} 1/);
-  } finally {
-    await Deno.remove(metricsFile.slice(0, metricsFile.lastIndexOf("/")), { recursive: true });
-  }
+  const metrics = await Deno.readTextFile(metricsFile);
+  assert.match(
+    metrics,
+    /liveupdate_fleet_phase\{group="default",backend="etcd",phase="released"\} 1/,
+  );
+  assert.match(metrics, /liveupdate_fleet_slot_held\{group="default",backend="etcd"\} 0/);
+  assert.match(metrics, /liveupdate_last_attempt_result\{result="succeeded"\} 1/);
 });
 
 Deno.test("fleet flow: a failed prepare keeps its slot and halts the rollout; fleet release frees it", async () => {
