@@ -16,9 +16,11 @@ import {
   resolveUpdate,
   runCancel,
   runPrepare,
+  type UpdateContext,
 } from "../update/mod.ts";
 import type { Command, CommandContext } from "./command.ts";
-import { createUpdateContext } from "./update_context.ts";
+import { FLEET_OPTIONS, fleetOverride } from "./fleet_options.ts";
+import { createUpdateContext, type FleetUse } from "./update_context.ts";
 
 const JSON_OPTION = {
   json: { type: "boolean", description: "Print the result as JSON." },
@@ -54,10 +56,12 @@ function printResolution(context: CommandContext, resolution: Resolution, json: 
  */
 async function withUpdate<T>(
   context: CommandContext,
-  run: (update: ReturnType<typeof createUpdateContext>["update"]) => Promise<T>,
-  options: { metrics?: boolean } = {},
+  run: (update: UpdateContext) => Promise<T>,
+  options: { metrics?: boolean; fleet?: FleetUse } = {},
 ): Promise<T> {
-  const { update, close } = createUpdateContext(context);
+  const { update, close } = await createUpdateContext(context, {
+    fleet: options.fleet ?? "optional",
+  });
   try {
     return await run(update);
   } finally {
@@ -76,9 +80,15 @@ export const prepareCommand: Command = {
     '"reboot", and issue the kexec. Any failure before the kexec rolls everything back',
     "(exit 6). SIGTERM before the kexec rolls back too. This is what",
     "'systemctl start liveupdate-prepare' runs.",
+    "",
+    "With a fleet (fleet.backend), it first waits for the maintenance window (unless --now)",
+    "and a fleet slot, and checks again before changing anything (see the README's \"Fleet",
+    'rollouts"): exit 8 when fleet.wait_timeout runs out, 5 while this host keeps a slot',
+    "from a failed update.",
   ].join("\n"),
   options: {
     ...JSON_OPTION,
+    ...FLEET_OPTIONS,
     "no-kexec": {
       type: "boolean",
       description: "Stop at state prepared; issue the kexec later (systemctl kexec) or cancel.",
@@ -101,6 +111,7 @@ export const prepareCommand: Command = {
           stopAtPrepared: args.values["no-kexec"] === true,
           allowUnknownVersion: args.values["allow-unknown-version"] === true,
           signal: controller.signal,
+          ...(args.values.now === true ? { fleetOverride: fleetOverride(args)! } : {}),
         });
         printRecord(context, record, args.values.json === true);
         if (!args.values.json) {
@@ -117,7 +128,7 @@ export const prepareCommand: Command = {
       } finally {
         Deno.removeSignalListener("SIGTERM", onTerm);
       }
-    }, { metrics: true });
+    }, { metrics: true, fleet: "required" });
   },
 };
 
@@ -270,6 +281,6 @@ export const checkCommand: Command = {
         stdout.write(renderCheck(result));
       }
       return ok ? ExitCode.Success : ExitCode.Refused;
-    });
+    }, { fleet: "none" });
   },
 };

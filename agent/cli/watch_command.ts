@@ -33,7 +33,7 @@ export const watchCommand: Command = {
   options: {},
   async run(context) {
     const { log, host, platform } = context;
-    const { update, close } = createUpdateContext(context);
+    const { update, close } = await createUpdateContext(context);
     const notifier = createNotifier(host.env, platform.libc);
     const controller = new AbortController();
     const stop = () => controller.abort();

@@ -114,3 +114,34 @@ Deno.test("the metrics file is written atomically and readable by the collector"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the fleet state file becomes the fleet gauges", () => {
+  const fleet = {
+    version: 1 as const,
+    pid: 42,
+    host_id: "host-01",
+    group: "rack-a",
+    backend: "etcd",
+    phase: "waiting-slot" as const,
+    since: "2026-11-25T20:00:00.000Z",
+    updated_at: "2026-11-25T20:01:00.000Z",
+    wait_started_at: "2026-11-25T20:00:00.000Z",
+    attempts: 7,
+    window: { description: "any time", open: true },
+  };
+  const samples = parse(renderMetrics(updateMetrics({
+    records: [],
+    fleet: { state: fleet, now: new Date("2026-11-25T20:01:30.000Z") },
+  })));
+  const labels = 'group="rack-a",backend="etcd"';
+  assert.equal(samples.get(`liveupdate_fleet_phase{${labels},phase="waiting-slot"}`), 1);
+  assert.equal(samples.get(`liveupdate_fleet_phase{${labels},phase="holding"}`), 0);
+  assert.equal(samples.get(`liveupdate_fleet_wait_seconds{${labels}}`), 90);
+  assert.equal(samples.get(`liveupdate_fleet_attempts{${labels}}`), 7);
+  assert.equal(samples.get(`liveupdate_fleet_slot_held{${labels}}`), 0);
+  assert.equal(samples.get(`liveupdate_fleet_window_open{${labels}}`), 1);
+  assert.equal(samples.get('liveupdate_fleet_waiting{for="slot"}'), 1);
+  assert.equal(samples.get('liveupdate_fleet_waiting{for="window"}'), 0);
+  const none = parse(renderMetrics(updateMetrics({ records: [] })));
+  assert.equal([...none.keys()].some((key) => key.startsWith("liveupdate_fleet")), false);
+});

@@ -143,6 +143,11 @@ export interface UpdateRig extends AsyncDisposable {
   setKexec(behaviour: KexecBehaviour): Promise<void>;
   /** Writes the drop-in `60-case.toml` after the rig's own ("" removes it). */
   setConfig(toml: string): Promise<void>;
+  /**
+   * Writes (or, with `undefined`, removes) the drop-in `<name>.toml` after the
+   * rig's own, so a test can override any setting (later drop-ins win).
+   */
+  dropIn(name: string, toml: string | undefined): Promise<void>;
   /** Writes (or with "" removes) the LUO version metadata of the running and the target kernel. */
   setVersions(running: string, target: string): Promise<void>;
   /** The running kernel's command line as `<proc>/cmdline` reports it. */
@@ -248,6 +253,11 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
         if (toml) await write(file, toml);
         else await Deno.remove(file).catch(() => {});
       },
+      async dropIn(name, toml) {
+        const file = `${configRoot}/etc/liveupdate/config.d/${name}.toml`;
+        if (toml === undefined) await Deno.remove(file).catch(() => {});
+        else await write(file, toml);
+      },
       setVersions: (running, target) => stage.setVersions(running, target),
       setCmdline: (cmdline) => stage.setCmdline(cmdline),
       kexecLog: () => stage.kexecLog(),
@@ -261,7 +271,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           clock: host.clock,
           level: "debug",
         });
-        const built = createUpdateContext({
+        const built = await createUpdateContext({
           host,
           log,
           loaded,

@@ -45,9 +45,12 @@ export const TIERS: readonly Tier[] = [
   },
   {
     name: "fleet",
-    description: "Fleet rollouts against real etcd (1 and 3 members) and a FleetLock test double.",
-    packages: ["fleet"],
-    prepare: [],
+    description:
+      "Fleet rollouts against real etcd (1 and 3 members) and a FleetLock test double; " +
+      "the update flow with its fleet slot, and rollouts of real agents, each on its own " +
+      "simulated kernel and private systemd.",
+    packages: ["fleet", "integration"],
+    prepare: [["bash", "tests/sim/build.sh"]],
     paths: ["tests/fleet/"],
     flags: ["--allow-all"],
   },
