@@ -126,7 +126,7 @@ Deno.test("fleet flow: the slot is taken before anything changes, made permanent
   });
   // The metrics file lives in the rig's directory (removed with the rig).
   const metricsFile = `${rig.dir}/metrics/liveupdate.prom`;
-  await Deno.mkdir(`${rig.dir}/metrics`);
+  await Deno.mkdir(`${rig.dir}/metrics`, { recursive: true });
   await rig.dropIn("70-metrics", `[metrics]\nfile = "${metricsFile}"\n`);
   await rig.start("vmm.service");
   const seen: Record<string, string[]> = {};
