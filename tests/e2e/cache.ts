@@ -37,7 +37,10 @@ export async function hashOf(...parts: (string | Uint8Array)[]): Promise<string>
  * Hash of every file below `dir` (paths, modes and contents), skipping paths
  * `skip` returns true for. Needs --allow-read.
  */
-export async function hashTree(dir: string, skip: (path: string) => boolean = () => false) {
+export async function hashTree(
+  dir: string,
+  skip: (path: string) => boolean = () => false,
+): Promise<string> {
   const entries: string[] = [];
   const parts: (string | Uint8Array)[] = [];
   const walk = async (rel: string) => {
@@ -97,7 +100,11 @@ export async function exists(path: string): Promise<boolean> {
  * last changed more than `olderThanMs` ago (a run on another branch may still
  * use a recent one). Call with the lock held.
  */
-export async function pruneCache(prefix: string, keep: string, olderThanMs: number) {
+export async function pruneCache(
+  prefix: string,
+  keep: string,
+  olderThanMs: number,
+): Promise<void> {
   const root = cacheRoot();
   for await (const entry of Deno.readDir(root)) {
     if (!entry.name.startsWith(prefix) || entry.name.startsWith(keep)) continue;

@@ -24,6 +24,9 @@ export const BASE_CMDLINE: readonly string[] = [
   "kho=on",
 ];
 
+/** Console lines after which the guest will not get anywhere. */
+const FATAL_CONSOLE = /Kernel panic - not syncing.*|Dropping to a shell!.*/;
+
 /** Options of {@link Vm.start}. */
 export interface VmOptions {
   image: DiskImage;
@@ -77,7 +80,8 @@ export class Vm implements AsyncDisposable {
   #eventsOffset = 0;
   #consoleOffset = 0;
   #consoleTail = "";
-  #panic?: string;
+  #fatal?: string;
+  #cursor = 0;
   #reader = new LineReader();
   #decoder = new TextDecoder();
   #stderrText = "";
@@ -130,8 +134,11 @@ export class Vm implements AsyncDisposable {
       image.initrd,
       "-append",
       [...BASE_CMDLINE, ...(options.append ?? [])].join(" "),
+      // Explicit devices, root first: the guest names them vda, vdb in this order.
       "-drive",
-      `file=${image.path},format=raw,if=virtio,snapshot=on,cache=unsafe`,
+      `file=${image.path},format=raw,if=none,id=root,snapshot=on,cache=unsafe`,
+      "-device",
+      "virtio-blk-pci,drive=root,serial=luo-e2e-root",
       "-serial",
       `file:${dir}/console.log`,
       "-device",
@@ -207,30 +214,23 @@ export class Vm implements AsyncDisposable {
     const text = new TextDecoder().decode(await readFrom(this.consolePath, this.#consoleOffset));
     this.#consoleOffset += new TextEncoder().encode(text).length;
     const scan = this.#consoleTail + text;
-    const panic = /Kernel panic - not syncing.*/.exec(scan);
-    if (panic && !this.#panic) this.#panic = panic[0];
+    const panic = FATAL_CONSOLE.exec(scan);
+    if (panic && !this.#fatal) this.#fatal = panic[0];
     this.#consoleTail = scan.slice(-200);
     return fresh;
   }
 
   /**
-   * Waits until `predicate` holds for a record (returning it), failing early
-   * when qemu exits or the guest kernel panics, and after `timeoutMs`.
+   * Returns the next record not returned before, waiting up to `timeoutMs` for
+   * it; fails early when qemu exits or the guest cannot get anywhere (a kernel
+   * panic, the initramfs shell).
    */
-  async waitFor(
-    what: string,
-    predicate: (event: GuestEvent) => boolean,
-    timeoutMs: number,
-  ): Promise<GuestEvent> {
+  async next(what: string, timeoutMs: number): Promise<GuestEvent> {
     const deadline = this.elapsed() + timeoutMs;
-    for (let seen = 0;; await new Promise((resolve) => setTimeout(resolve, 100))) {
-      await this.poll();
-      for (; seen < this.events.length; seen++) {
-        if (predicate(this.events[seen]!)) return this.events[seen]!;
-      }
-      if (this.#panic) {
-        throw new VmError(`The guest kernel panicked waiting for ${what}: ${this.#panic}`);
-      }
+    for (;; await new Promise((resolve) => setTimeout(resolve, 100))) {
+      if (this.#cursor >= this.events.length) await this.poll();
+      if (this.#cursor < this.events.length) return this.events[this.#cursor++]!;
+      if (this.#fatal) throw new VmError(`The guest failed waiting for ${what}: ${this.#fatal}`);
       if (this.#exit) {
         throw new VmError(
           `qemu exited (code ${this.#exit.code}) waiting for ${what}${await this.#stderr()}`,
@@ -239,6 +239,18 @@ export class Vm implements AsyncDisposable {
       if (this.elapsed() > deadline) {
         throw new VmError(`Timed out after ${(timeoutMs / 1000).toFixed(0)}s waiting for ${what}`);
       }
+    }
+  }
+
+  /** Skips records until one satisfies `predicate`, each within `timeoutMs` of the last. */
+  async waitFor(
+    what: string,
+    predicate: (event: GuestEvent) => boolean,
+    timeoutMs: number,
+  ): Promise<GuestEvent> {
+    for (;;) {
+      const event = await this.next(what, timeoutMs);
+      if (predicate(event)) return event;
     }
   }
 
@@ -272,5 +284,48 @@ export class Vm implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+}
+
+/**
+ * Why this host cannot run the VM tier, or undefined when it can: qemu must
+ * start a machine under software emulation (the tier never uses KVM), and the
+ * image build needs root. Needs --allow-run.
+ */
+export async function qemuUnusable(): Promise<string | undefined> {
+  if (Deno.uid() !== 0) return "the VM tier builds its image with debootstrap and needs root";
+  try {
+    const child = new Deno.Command(QEMU, {
+      args: [
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-S",
+        "-monitor",
+        "stdio",
+      ],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("quit\n"));
+    await writer.close();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const result = await child.output();
+    clearTimeout(timer);
+    if (result.code !== 0) {
+      return `${QEMU} cannot start a machine (exit ${result.code}): ${
+        new TextDecoder().decode(result.stderr).trim()
+      }`;
+    }
+    return undefined;
+  } catch (error) {
+    return `${QEMU} cannot be run: ${error instanceof Error ? error.message : String(error)}`;
   }
 }

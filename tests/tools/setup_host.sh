@@ -10,7 +10,7 @@ declare -A PACKAGES=(
   [unit]=""
   [integration]="fuse3 libfuse3-dev pkg-config gcc make libc6-dev systemd dbus util-linux procps"
   [demo]="fuse3 libfuse3-dev pkg-config gcc make libc6-dev systemd dbus util-linux procps"
-  [vm]="qemu-system-x86 debootstrap e2fsprogs debian-archive-keyring"
+  [vm]="qemu-system-x86 debootstrap e2fsprogs debian-archive-keyring systemd kmod util-linux tar"
   [kernel]="qemu-system-x86 build-essential bc bison flex libssl-dev libelf-dev dwarves cpio kmod busybox-static debian-archive-keyring"
   [fleet]="etcd-server etcd-client"
 )

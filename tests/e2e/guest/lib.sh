@@ -19,6 +19,7 @@ LUO=/sys/kernel/liveupdate
 LUO_CONTROL=/sys/kernel/debug/luo_rfc1
 LUO_PARAMS=/sys/module/luo_rfc1/parameters
 LUO_BUS=/sys/bus/luo_e2e/devices
+LUO_LEGACY_BUS=/sys/bus/luo_e2e_legacy/devices
 LUO_ROOT_DEVICE=/sys/devices/luo_e2e
 
 _e2e_flat() { printf '%s' "$*" | tr '\t\n' '  ' | cut -c1-2000; }
@@ -123,9 +124,15 @@ flags() {
   echo "${out[*]}"
 }
 
-# The sysfs directory of a module device (bus devices, or the root device).
+# The sysfs directory of a module device (on either bus, or the root device).
 luo_device_dir() {
-  if [ "$1" = luo_e2e ]; then echo "$LUO_ROOT_DEVICE"; else readlink -f "$LUO_BUS/$1"; fi
+  if [ "$1" = luo_e2e ]; then
+    echo "$LUO_ROOT_DEVICE"
+  elif [ -e "$LUO_BUS/$1" ]; then
+    readlink -f "$LUO_BUS/$1"
+  else
+    readlink -f "$LUO_LEGACY_BUS/$1"
+  fi
 }
 
 # wait_for TIMEOUT_S CMD...: retries CMD every 0.2 s until it succeeds.
@@ -177,6 +184,33 @@ reboot_via() {
   sync
   systemctl --no-block "$1"
   exec sleep infinity
+}
+
+# start_and_await_reboot UNIT: starts UNIT, which should end in a kexec or a
+# reboot (the agent's liveupdate-prepare.service), and waits to be stopped by
+# that shutdown. Records a "reboot" (the host times from here to the next
+# boot). Fails (and returns 1) when the unit fails, or when it finished and no
+# shutdown began within 120 s.
+start_and_await_reboot() {
+  local unit=$1 state finished=""
+  emit reboot kexec "$(e2e_uptime)"
+  systemctl --no-block start "$unit"
+  for ((;;)); do
+    [ "$(systemctl is-system-running 2>/dev/null)" = stopping ] && exec sleep infinity
+    state=$(systemctl show -P ActiveState "$unit")
+    if [ "$state" = failed ]; then
+      fail "$unit" "failed: result $(systemctl show -P Result "$unit"), exit status $(systemctl show -P ExecMainStatus "$unit")"
+      return 1
+    fi
+    if [ "$state" != activating ] && [ -z "$(systemctl list-jobs --no-legend "$unit")" ]; then
+      finished=${finished:-$SECONDS}
+      if [ $((SECONDS - finished)) -gt 120 ]; then
+        fail "$unit" "finished ($state) but no shutdown followed"
+        return 1
+      fi
+    fi
+    sleep 0.5
+  done
 }
 
 # The journal of every boot, for the host (written before the verdict).
