@@ -215,6 +215,8 @@ start_and_await_reboot() {
 
 # The journal of every boot, for the host (written before the verdict).
 dump_journal() {
+  # journald reads service output and kernel messages asynchronously: let it catch up.
+  journalctl --sync
   {
     echo "==== units: liveupdate* ===="
     journalctl -b all -o short-monotonic --no-pager -u 'liveupdate*'
