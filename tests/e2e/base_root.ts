@@ -10,7 +10,7 @@
 
 import { progress } from "./_log.ts";
 import { exec } from "./_exec.ts";
-import { cacheRoot, exists, hashOf, pruneCache } from "./cache.ts";
+import { cacheRoot, exists, hashOf, pruneCache, touch } from "./cache.ts";
 
 /** The Debian suite of the guest. */
 export const SUITE = "bookworm";
@@ -104,9 +104,32 @@ export async function chrootExec(root: string, command: string[]): Promise<strin
 }
 
 async function baseKey(): Promise<string> {
-  const self = await Deno.readFile(new URL(import.meta.url));
+  // What the root is made of: the package list, the debootstrap that installs it,
+  // and the configuration steps (their code, not this file's comments).
   const debootstrap = (await exec(["debootstrap", "--version"])).trim();
-  return (await hashOf(SUITE, PACKAGES.join(","), debootstrap, self)).slice(0, 16);
+  const recipe = [PACKAGES, MASKED_UNITS, INITRAMFS_MODULES, configure.toString()];
+  return (await hashOf(SUITE, debootstrap, JSON.stringify(recipe))).slice(0, 16);
+}
+
+/**
+ * The environment for debootstrap's downloads: apt's HTTP proxy, when the host's
+ * apt has one and no http_proxy is set (debootstrap downloads with wget, which
+ * does not read apt's configuration).
+ */
+async function downloadEnv(): Promise<Record<string, string>> {
+  const env: Record<string, string> = { LC_ALL: "C", PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
+  for (const name of ["http_proxy", "https_proxy", "no_proxy"]) {
+    const value = Deno.env.get(name);
+    if (value) env[name] = value;
+  }
+  if (!env.http_proxy) {
+    const shell = await exec(["apt-config", "shell", "PROXY", "Acquire::http::Proxy"]).catch(() =>
+      ""
+    );
+    const proxy = /^PROXY='(.+)'$/m.exec(shell)?.[1];
+    if (proxy && proxy !== "DIRECT") env.http_proxy = proxy;
+  }
+  return env;
 }
 
 async function debootstrap(root: string): Promise<void> {
@@ -121,10 +144,11 @@ async function debootstrap(root: string): Promise<void> {
     root,
     mirror(),
   ];
+  const env = await downloadEnv();
   // Mirrors drop a download now and then; the deb cache makes a retry cheap.
   for (let attempt = 1;; attempt++) {
     try {
-      await exec(command, { env: { LC_ALL: "C", PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
+      await exec(command, { env });
       return;
     } catch (error) {
       if (attempt >= 3) throw error;
@@ -208,6 +232,7 @@ export async function ensureBaseRoot(): Promise<BaseRoot> {
   const dir = `${cacheRoot()}/base-${key}`;
   if (await exists(`${dir}/base.json`)) {
     const { release } = JSON.parse(await Deno.readTextFile(`${dir}/base.json`));
+    await touch(dir);
     return describe(key, dir, release);
   }
   const building = `${dir}.building`;

@@ -95,10 +95,16 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Marks a cache entry as used now (pruning goes by this time). */
+export async function touch(path: string): Promise<void> {
+  const now = new Date();
+  await Deno.utime(path, now, now);
+}
+
 /**
  * Removes cache entries named `<prefix><key>…` other than `keep`, when they were
- * last changed more than `olderThanMs` ago (a run on another branch may still
- * use a recent one). Call with the lock held.
+ * last used ({@link touch}) more than `olderThanMs` ago (a run on another
+ * branch may still use a recent one). Call with the lock held.
  */
 export async function pruneCache(
   prefix: string,

@@ -13,7 +13,7 @@
 import { progress } from "./_log.ts";
 import { exec } from "./_exec.ts";
 import type { BaseRoot } from "./base_root.ts";
-import { cacheRoot, exists, hashOf, hashTree, pruneCache } from "./cache.ts";
+import { cacheRoot, exists, hashOf, hashTree, pruneCache, touch } from "./cache.ts";
 import { stageLayer } from "./layer.ts";
 import type { ModuleBuild } from "./module_build.ts";
 
@@ -70,7 +70,10 @@ export async function ensureDisk(base: BaseRoot, module: ModuleBuild): Promise<D
       release: base.release,
       agentUnits: layer.agentUnits,
     };
-    if (await exists(path)) return image;
+    if (await exists(path)) {
+      await touch(path);
+      return image;
+    }
 
     const started = performance.now();
     progress(`building the disk image ${path}`);

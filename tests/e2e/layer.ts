@@ -8,7 +8,7 @@
  */
 
 import { exec } from "./_exec.ts";
-import { cacheRoot, exists, hashOf, pruneCache } from "./cache.ts";
+import { cacheRoot, exists, hashOf, pruneCache, touch } from "./cache.ts";
 import { GUEST_PATHS, launcherScript } from "./launcher.ts";
 import type { ModuleBuild } from "./module_build.ts";
 
@@ -67,7 +67,10 @@ async function denoDir(): Promise<string> {
   const config = await Deno.readFile(`${repo}deno.json`);
   const key = (await hashOf(lock, config, Deno.version.deno)).slice(0, 16);
   const dir = `${cacheRoot()}/deno-dir-${key}`;
-  if (await exists(`${dir}/npm`)) return dir;
+  if (await exists(`${dir}/npm`)) {
+    await touch(dir);
+    return dir;
+  }
   const building = `${dir}.building`;
   await Deno.remove(building, { recursive: true }).catch(() => {});
   await exec([Deno.execPath(), "install", "--frozen"], {

@@ -9,7 +9,7 @@
 import { progress } from "./_log.ts";
 import type { BaseRoot } from "./base_root.ts";
 import { chrootExec } from "./base_root.ts";
-import { cacheRoot, exists, hashOf, hashTree, pruneCache } from "./cache.ts";
+import { cacheRoot, exists, hashOf, hashTree, pruneCache, touch } from "./cache.ts";
 
 /** The module's sources in the repository. */
 export const MODULE_SOURCES = new URL("./module/", import.meta.url).pathname;
@@ -31,7 +31,10 @@ export async function ensureModule(base: BaseRoot): Promise<ModuleBuild> {
   const key = (await hashOf(base.key, sources)).slice(0, 16);
   const dir = `${cacheRoot()}/module-${key}`;
   const result = { key, ko: `${dir}/luo_rfc1.ko`, poll: `${dir}/luo-poll` };
-  if (await exists(`${dir}/luo_rfc1.ko`)) return result;
+  if (await exists(`${dir}/luo_rfc1.ko`)) {
+    await touch(dir);
+    return result;
+  }
 
   progress(`building the luo_rfc1 module for ${base.release}`);
   const inside = `/tmp/luo-rfc1-build-${Deno.pid}`;

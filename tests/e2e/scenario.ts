@@ -269,6 +269,10 @@ export function printTimings(result: ScenarioResult): void {
   for (const timing of result.timings) {
     progress(`${result.scenario.name}: ${timing.name}: ${timing.seconds.toFixed(1)}s`);
   }
+  for (const boot of result.boots) {
+    const startup = result.value(boot.boot, "startup");
+    if (startup) progress(`${result.scenario.name}: boot ${boot.boot}: ${startup.trim()}`);
+  }
 }
 
 /**
