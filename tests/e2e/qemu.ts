@@ -106,7 +106,10 @@ export class Vm implements AsyncDisposable {
   /** The qemu command line for `options`. */
   static args(options: VmOptions): string[] {
     const { image, dir } = options;
-    const accel = Deno.env.get("LIVEUPDATE_VM_ACCEL") ?? "tcg,thread=single";
+    // A small translation cache: with qemu's default (1 GiB) every boot after a
+    // kexec or reset was about 2x slower (measured: kexec to boot complete
+    // 57-80 s against 35-38 s with 128 MiB).
+    const accel = Deno.env.get("LIVEUPDATE_VM_ACCEL") ?? "tcg,thread=single,tb-size=128";
     const args = [
       "-name",
       "liveupdate-vm-e2e",
