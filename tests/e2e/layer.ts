@@ -143,6 +143,13 @@ export async function stageLayer(module: ModuleBuild, release: string): Promise<
   await copy(dir, "/usr/lib/luo-e2e/luo-poll", module.poll, 0o755);
   await copy(dir, "/usr/lib/systemd/system/luo-e2e.service", `${guest}luo-e2e.service`, 0o644);
   await copy(dir, "/etc/udev/rules.d/71-luo-e2e.rules", `${guest}71-luo-e2e.rules`, 0o644);
+  // The workload the agent scenarios move through the update phases (not enabled).
+  await copy(
+    dir,
+    "/usr/lib/systemd/system/e2e-workload.service",
+    `${guest}e2e-workload.service`,
+    0o644,
+  );
 
   return { dir, agentUnits: agentUnits.sort(), harnessUnits: ["luo-e2e.service"] };
 }

@@ -84,6 +84,7 @@ export class Vm implements AsyncDisposable {
   #cursor = 0;
   #reader = new LineReader();
   #decoder = new TextDecoder();
+  #consoleDecoder = new TextDecoder();
   #stderrText = "";
   #stderrDone: Promise<void>;
 
@@ -215,8 +216,9 @@ export class Vm implements AsyncDisposable {
       }
     }
     this.events.push(...fresh);
-    const text = new TextDecoder().decode(await readFrom(this.consolePath, this.#consoleOffset));
-    this.#consoleOffset += new TextEncoder().encode(text).length;
+    const consoleBytes = await readFrom(this.consolePath, this.#consoleOffset);
+    this.#consoleOffset += consoleBytes.length;
+    const text = this.#consoleDecoder.decode(consoleBytes, { stream: true });
     const scan = this.#consoleTail + text;
     const panic = FATAL_CONSOLE.exec(scan);
     if (panic && !this.#fatal) this.#fatal = panic[0];
