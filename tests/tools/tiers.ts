@@ -55,6 +55,16 @@ export const TIERS: readonly Tier[] = [
     flags: ["--allow-all"],
   },
   {
+    name: "vm",
+    description:
+      "End to end in a Debian VM under qemu: systemd as PID 1, udev, the luo_rfc1 module, real kexec.",
+    packages: ["vm"],
+    // The guest image (debootstrap, module, disk), cached under /var/cache/liveupdate-agent/vm.
+    prepare: [[Deno.execPath(), "run", "--allow-all", "tests/e2e/image.ts"]],
+    paths: ["tests/e2e/"],
+    flags: ["--allow-all"],
+  },
+  {
     name: "kernel",
     description:
       "The mainline /dev/liveupdate backend and session broker on a real Linux 7.3 kernel " +
