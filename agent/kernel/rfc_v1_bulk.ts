@@ -17,7 +17,7 @@ import { cString, errnoName, type Libc } from "../host/mod.ts";
 import { parseFlag, parseState } from "./contents.ts";
 import { checkDevicePath } from "./device_path.ts";
 import type { DevicePath, LuoState } from "./kernel.ts";
-import { KernelError } from "./kernel_error.ts";
+import { KernelError, type KernelOperation } from "./kernel_error.ts";
 import { kernelFailure } from "./kernel_failure.ts";
 
 const O_RDONLY = 0;
@@ -32,18 +32,51 @@ const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 const ONE = encoder.encode("1");
 const ZERO = encoder.encode("0");
+const NEWLINE = 10;
+const DIGIT_ZERO = 48;
+const DIGIT_ONE = 49;
+/** The attribute below a device directory. */
+const REQUESTED = "/liveupdate/requested";
 
-/** Encodes paths as C strings into one reused buffer (no allocation per call). */
-function pathEncoder(): (path: string) => Uint8Array<ArrayBuffer> {
+/**
+ * Writes `<devicesDir>/<device>/liveupdate/requested` as a C string into one reused
+ * buffer: the directory and the attribute's name are encoded once, only the device
+ * path per call (no string built, nothing allocated per device). Undefined when the
+ * path does not fit (the caller builds it the slow way and lets the kernel answer).
+ */
+function requestedPaths(
+  devicesDir: string,
+): (device: DevicePath) => Uint8Array<ArrayBuffer> | undefined {
   const buffer = new Uint8Array(PATH_MAX);
-  return (path) => {
-    const { read, written } = encoder.encodeInto(path, buffer);
-    if (read < path.length || written >= PATH_MAX || path.includes("\0")) {
-      return cString(path); // Too long or odd: let the kernel answer (ENAMETOOLONG).
-    }
-    buffer[written] = 0;
+  const prefix = encoder.encode(`${devicesDir}/`);
+  const suffix = encoder.encode(`${REQUESTED}\0`);
+  if (prefix.length + suffix.length >= PATH_MAX) return () => undefined;
+  buffer.set(prefix);
+  const middle = buffer.subarray(prefix.length, PATH_MAX - suffix.length);
+  return (device) => {
+    const { read, written } = encoder.encodeInto(device, middle);
+    if (read < device.length) return undefined;
+    buffer.set(suffix, prefix.length + written);
     return buffer;
   };
+}
+
+/**
+ * The flag in the first `count` bytes of `bytes`: the kernel's `0\n` or `1\n`
+ * compared as bytes (no decoding per device); anything else goes through
+ * {@link parseFlag}, which accepts or explains it.
+ */
+function flagOf(bytes: Uint8Array, count: number, devicesDir: string, device: string): boolean {
+  if (count === 2 && bytes[1] === NEWLINE) {
+    if (bytes[0] === DIGIT_ONE) return true;
+    if (bytes[0] === DIGIT_ZERO) return false;
+  }
+  return parseFlag(decoder.decode(bytes.subarray(0, count)), fileOf(devicesDir, device));
+}
+
+/** The attribute's file name, for messages. */
+function fileOf(devicesDir: string, device: string): string {
+  return `${devicesDir}/${device}${REQUESTED}`;
 }
 
 /**
@@ -67,9 +100,8 @@ function readAttribute(
   libc: Libc,
   file: string,
   buffer: Uint8Array<ArrayBuffer>,
-  encode: (path: string) => Uint8Array<ArrayBuffer> = cString,
 ): string | { errno: string; call: string } {
-  const fd = libc.symbols.open(encode(file), O_RDONLY | O_CLOEXEC, 0);
+  const fd = libc.symbols.open(cString(file), O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) return { errno: errnoName(libc.errno()), call: "open" };
   try {
     const count = Number(libc.symbols.read(fd, buffer, READ_SIZE));
@@ -80,40 +112,68 @@ function readAttribute(
   }
 }
 
+/** The error for a device path the kernel layer refuses (see {@link checkDevicePath}). */
+function refusedPath(device: DevicePath, file: string, operation: KernelOperation, error: unknown) {
+  return new KernelError(`Device path "${device}" is refused: ${(error as Error).message}`, {
+    file,
+    operation,
+    cause: error,
+  });
+}
+
 /**
  * Reads `requested` of every device in `devices` (paths below `devicesDir`), in
  * order. Each entry is the flag, or the KernelError reading it failed with.
- * Needs `--allow-ffi`.
+ * Three system calls per device (open, read, close) and no allocation beyond the
+ * result: the common answer is compared as bytes, and file names are built as
+ * strings only for errors. Needs `--allow-ffi`.
  */
 export function readRequestedMany(
   libc: Libc,
   devicesDir: string,
   devices: readonly DevicePath[],
 ): (boolean | KernelError)[] {
+  const { open, read, close } = libc.symbols;
   const buffer = new Uint8Array(READ_LIMIT);
-  const encode = pathEncoder();
-  return devices.map((device) => {
-    const file = `${devicesDir}/${device}/liveupdate/requested`;
+  const pathOf = requestedPaths(devicesDir);
+  const results: (boolean | KernelError)[] = new Array(devices.length);
+  for (let index = 0; index < devices.length; index++) {
+    const device = devices[index]!;
     try {
       devicePath(device);
-      const text = readAttribute(libc, file, buffer, encode);
-      if (typeof text !== "string") {
-        throw kernelFailure(osError(text.errno, text.call, file), {
-          file,
-          operation: "read",
-          device,
-        });
-      }
-      return parseFlag(text, file);
     } catch (error) {
-      if (error instanceof KernelError) return error;
-      return new KernelError(`Device path "${device}" is refused: ${(error as Error).message}`, {
-        file,
-        operation: "read",
-        cause: error,
-      });
+      results[index] = refusedPath(device, fileOf(devicesDir, device), "read", error);
+      continue;
     }
-  });
+    const fd = open(pathOf(device) ?? cString(fileOf(devicesDir, device)), O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) {
+      const cause = osError(errnoName(libc.errno()), "open", fileOf(devicesDir, device));
+      results[index] = kernelFailure(cause, {
+        file: fileOf(devicesDir, device),
+        operation: "read",
+        device,
+      });
+      continue;
+    }
+    const count = Number(read(fd, buffer, READ_SIZE));
+    const errno = count < 0 ? errnoName(libc.errno()) : undefined;
+    close(fd);
+    if (errno !== undefined) {
+      const cause = osError(errno, "read", fileOf(devicesDir, device));
+      results[index] = kernelFailure(cause, {
+        file: fileOf(devicesDir, device),
+        operation: "read",
+        device,
+      });
+      continue;
+    }
+    try {
+      results[index] = flagOf(buffer, count, devicesDir, device);
+    } catch (error) {
+      results[index] = error as KernelError;
+    }
+  }
+  return results;
 }
 
 /**
@@ -133,62 +193,60 @@ export function setRequestedMany(
   const bytes = value ? ONE : ZERO;
   const operation = value ? "request" : "unrequest";
   const failures: { index: number; device: DevicePath; file: string; cause: Error }[] = [];
-  const encode = pathEncoder();
+  const { open, write, pread, close } = libc.symbols;
+  const pathOf = requestedPaths(devicesDir);
   const readBack = new Uint8Array(READ_LIMIT);
-  const results: (KernelError | null)[] = devices.map((device, index) => {
-    const file = `${devicesDir}/${device}/liveupdate/requested`;
+  const results: (KernelError | null)[] = new Array(devices.length).fill(null);
+  for (let index = 0; index < devices.length; index++) {
+    const device = devices[index]!;
     try {
       devicePath(device);
     } catch (error) {
-      return new KernelError(`Device path "${device}" is refused: ${(error as Error).message}`, {
-        file,
-        operation,
-        cause: error,
-      });
+      results[index] = refusedPath(device, fileOf(devicesDir, device), operation, error);
+      continue;
     }
     // No create, no truncate: a missing attribute must fail, not become a file.
-    const fd = libc.symbols.open(encode(file), O_RDWR | O_CLOEXEC, 0);
+    const fd = open(pathOf(device) ?? cString(fileOf(devicesDir, device)), O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
-      failures.push({ index, device, file, cause: osError(errnoName(libc.errno()), "open", file) });
-      return null;
+      const cause = osError(errnoName(libc.errno()), "open", fileOf(devicesDir, device));
+      failures.push({ index, device, file: fileOf(devicesDir, device), cause });
+      continue;
     }
+    const written = Number(write(fd, bytes, 1n));
+    if (written < 0) {
+      const cause = osError(errnoName(libc.errno()), "write", fileOf(devicesDir, device));
+      close(fd);
+      failures.push({ index, device, file: fileOf(devicesDir, device), cause });
+      continue;
+    }
+    // Read back on the same file (sysfs shows the attribute afresh at offset 0).
+    const count = written === 1 ? Number(pread(fd, readBack, READ_SIZE, 0n)) : 0;
+    close(fd);
+    if (written !== 1) {
+      results[index] = new KernelError(
+        `The kernel accepted ${written} of 1 byte written to ${fileOf(devicesDir, device)}.`,
+        { file: fileOf(devicesDir, device), operation },
+      );
+      continue;
+    }
+    let now: boolean | undefined;
     try {
-      const written = Number(libc.symbols.write(fd, bytes, 1n));
-      if (written < 0) {
-        failures.push({
-          index,
-          device,
-          file,
-          cause: osError(errnoName(libc.errno()), "write", file),
-        });
-      } else if (written !== 1) {
-        return new KernelError(`The kernel accepted ${written} of 1 byte written to ${file}.`, {
-          file,
-          operation,
-        });
-      } else {
-        // Read back on the same file (sysfs shows the attribute afresh at offset 0).
-        const count = Number(libc.symbols.pread(fd, readBack, READ_SIZE, 0n));
-        const text = count < 0 ? undefined : decoder.decode(readBack.subarray(0, count));
-        let now: boolean | undefined;
-        try {
-          now = text === undefined ? undefined : parseFlag(text, file);
-        } catch {
-          now = undefined;
-        }
-        if (now !== value) {
-          return new KernelError(
-            `After writing ${value ? 1 : 0} to ${file} the kernel reads back ` +
-              `${text === undefined ? "nothing" : JSON.stringify(text)}.`,
-            { file, operation },
-          );
-        }
-      }
-    } finally {
-      libc.symbols.close(fd);
+      now = count < 0 ? undefined : flagOf(readBack, count, devicesDir, device);
+    } catch {
+      now = undefined;
     }
-    return null;
-  });
+    if (now !== value) {
+      const text = count < 0
+        ? "nothing"
+        : JSON.stringify(decoder.decode(readBack.subarray(0, count)));
+      results[index] = new KernelError(
+        `After writing ${value ? 1 : 0} to ${
+          fileOf(devicesDir, device)
+        } the kernel reads back ${text}.`,
+        { file: fileOf(devicesDir, device), operation },
+      );
+    }
+  }
   if (failures.length > 0) {
     // Read the state once for every message (EINVAL means something else outside "normal").
     let state: LuoState | undefined;

@@ -70,3 +70,51 @@ Deno.test("bulk: writes exactly 1 or 0, never creates a file, reports each failu
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("bulk: values other than the kernel's 0\\n/1\\n are parsed strictly; long paths fail cleanly", async () => {
+  const root = await tree();
+  try {
+    await Deno.writeTextFile(`${root}/devices/a/liveupdate/requested`, "1");
+    await Deno.writeTextFile(`${root}/devices/c/liveupdate/requested`, "01\n");
+    using libc = openLibc();
+    const long = "x/".repeat(2100) + "y";
+    const results = readRequestedMany(libc, `${root}/devices`, ["a", "c", "a/b", long]);
+    assert.equal(results[0], true, "a value without its newline is still the flag");
+    assert.ok(results[1] instanceof KernelError);
+    assert.match((results[1] as KernelError).message, /holds "01\\n", not "0" or "1"/);
+    assert.equal(results[2], false);
+    assert.ok(results[3] instanceof KernelError, "a path longer than PATH_MAX is an error");
+    const written = setRequestedMany(
+      libc,
+      `${root}/devices`,
+      `${root}/kernel/liveupdate/state`,
+      [long, "a/b"],
+      true,
+    );
+    assert.ok(written[0] instanceof KernelError);
+    assert.equal(written[1], null);
+    assert.equal(await Deno.readTextFile(`${root}/devices/a/b/liveupdate/requested`), "1\n");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("bulk: a flag that reads back differently after the write is reported", async () => {
+  const root = await tree();
+  try {
+    // A plain file keeps the rest of its bytes: writing "1" over "0 \n" reads back "1 \n".
+    await Deno.writeTextFile(`${root}/devices/a/liveupdate/requested`, "0 \n");
+    using libc = openLibc();
+    const [result] = setRequestedMany(
+      libc,
+      `${root}/devices`,
+      `${root}/kernel/liveupdate/state`,
+      ["a"],
+      true,
+    );
+    assert.ok(result instanceof KernelError);
+    assert.match(result.message, /After writing 1 to .* the kernel reads back "1 \\n"/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
