@@ -74,5 +74,16 @@ export function countingFs(inner: DeviceFs): DeviceFs & { reads: string[] } {
       return inner.read(path, buffer);
     },
     readLink: (path) => inner.readLink(path),
+    ...(inner.identity
+      ? {
+        identity: {
+          identify: (path, out) => inner.identity!.identify(path, out),
+          readIdentified(path, buffer, out) {
+            reads.push(path);
+            return inner.identity!.readIdentified(path, buffer, out);
+          },
+        },
+      }
+      : {}),
   };
 }

@@ -16,6 +16,7 @@
  */
 
 import { errnoName, type Libc } from "../host/mod.ts";
+import { denoIdentityFs, type IdentityFs, libcIdentityFs } from "./file_identity.ts";
 
 /** A failed call: the errno name ("ENOENT", "EINVAL"…). */
 export interface FsFailure {
@@ -54,6 +55,8 @@ export interface DeviceFs {
   read(path: string, buffer: Uint8Array<ArrayBuffer>): number | FsFailure;
   /** The target of symlink `path`, or the failure ("EINVAL": it exists and is no symlink). */
   readLink(path: string): string | FsFailure;
+  /** File identities, for the selection cache (file_identity.ts); without them it is not used. */
+  identity?: IdentityFs;
 }
 
 /** Whether `result` is a failure. */
@@ -113,6 +116,7 @@ export const denoDeviceFs: DeviceFs = {
       return { errno: errorCode(error) };
     }
   },
+  identity: denoIdentityFs,
 };
 
 const O_RDONLY = 0;
@@ -229,6 +233,7 @@ export function libcDeviceFs(libc: Libc): DeviceFs {
       if (count >= link.length) return { errno: "ENAMETOOLONG" };
       return decoder.decode(link.subarray(0, count));
     },
+    identity: libcIdentityFs(libc),
   };
 }
 

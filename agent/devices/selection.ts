@@ -22,7 +22,9 @@
 
 import { isUnitName } from "../config/fields.ts";
 import type { DevicePath } from "../kernel/kernel.ts";
-import { type DeviceFs, failed, readBounded } from "./device_fs.ts";
+import { type BoundedRead, type DeviceFs, failed, readBounded } from "./device_fs.ts";
+import { type FileIdentity, type IdentityFs, newIdentity } from "./file_identity.ts";
+import type { CachedOutcome, CacheKey, SelectionCache } from "./selection_cache.ts";
 import { type DeviceProblem, SelectionError } from "./devices_error.ts";
 import { SysfsResolver } from "./sysfs_resolver.ts";
 import { isUdevDataProblem, parseUdevData, type UdevRecord } from "./udev_data.ts";
@@ -46,6 +48,29 @@ export interface SelectOptions {
   tag: string;
   /** Properties a tagged device must have, with exactly these values (`devices.match`). */
   match?: Readonly<Record<string, string>>;
+  /**
+   * Outcomes remembered from earlier runs, made for {@link selectionCacheKey} of
+   * these options: used (and added to) when `fs` tells file identities.
+   */
+  cache?: SelectionCache;
+}
+
+/**
+ * The version of the rules by which a tagged device is selected or passed over
+ * (part of the selection cache's key): bump it with any change to what
+ * {@link selectDevices} works out for a device, so older caches are not used.
+ */
+export const SELECTION_RULES = 1;
+
+/** What a selection cache for `options` is made for. */
+export function selectionCacheKey(options: Omit<SelectOptions, "fs" | "cache">): CacheKey {
+  return {
+    udevDb: options.udevDb,
+    sysfs: options.sysfs,
+    tag: options.tag,
+    match: options.match ?? {},
+    rules: `selection rules ${SELECTION_RULES}, data files below ${MAX_DATA_BYTES} bytes`,
+  };
 }
 
 /** A device the rules select. */
@@ -133,7 +158,36 @@ export function selectDevices(options: SelectOptions): Selection {
   const resolver = new SysfsResolver(fs, sysfs);
   const buffer = new Uint8Array(MAX_DATA_BYTES + 1);
   const keep = new Set([UNIT_PROPERTY, "INTERFACE", ...Object.keys(match)]);
+  // With a cache (and a DeviceFs that tells file identities), a device whose data
+  // file is unchanged since an earlier run takes the outcome remembered then.
+  const identities = options.cache ? fs.identity : undefined;
+  const cache = identities ? options.cache : undefined;
+  const identity = newIdentity();
   for (const name of ids) {
+    const file = `${udevDb}/data/${name}`;
+    if (cache?.has(name) && identities!.identify(file, identity)) {
+      const known = cache.lookup(name, identity);
+      if (known !== undefined) {
+        const { path, unit, reason } = known;
+        if (reason !== undefined) {
+          selection.passedOver.push({ id: name, path, reason, ...(unit ? { unit } : {}) });
+        } else {
+          const ancestors = resolver.ancestors(path);
+          selection.devices.push({ id: name, path, ...(unit ? { unit } : {}), ancestors });
+        }
+        continue;
+      }
+    }
+    const outcome = evaluate(name, file);
+    if (outcome === undefined) cache?.skip();
+    else cache?.remember(name, identity, outcome);
+  }
+
+  /**
+   * Works out one tagged device and adds it to the selection; returns the outcome
+   * when it is clean enough to remember (selected, or passed over with its path).
+   */
+  function evaluate(name: string, file: string): CachedOutcome | undefined {
     const id = parseUdevId(name);
     if ("problem" in id) {
       selection.errors.push({
@@ -141,24 +195,25 @@ export function selectDevices(options: SelectOptions): Selection {
         message: `The udev tag index entry "${index}/${name}" is not a device id: ${id.problem}. ` +
           "udev does not write such entries; remove the file.",
       });
-      continue;
+      return undefined;
     }
-    const file = `${udevDb}/data/${name}`;
-    const read = readBounded(fs, file, buffer);
+    const read = cache
+      ? readIdentified(identities!, file, buffer, identity)
+      : readBounded(fs, file, buffer);
     if (read.kind === "missing") {
       selection.warnings.push({
         id: name,
         message: `The udev tag index lists "${name}" but "${file}" does not exist ` +
           "(a device udev is still removing); it is skipped.",
       });
-      continue;
+      return undefined;
     }
     if (read.kind === "failed") {
       selection.errors.push({
         id: name,
         message: `Cannot read the udev data file "${file}" (${read.errno}).`,
       });
-      continue;
+      return undefined;
     }
     if (read.kind === "too-big") {
       selection.errors.push({
@@ -167,7 +222,7 @@ export function selectDevices(options: SelectOptions): Selection {
           "udev writes a few kilobytes. Refusing to read it: check what wrote it, then run " +
           `"udevadm trigger" on the device to rewrite it.`,
       });
-      continue;
+      return undefined;
     }
     const record = parseUdevData(read.bytes, keep);
     if (isUdevDataProblem(record)) {
@@ -178,7 +233,7 @@ export function selectDevices(options: SelectOptions): Selection {
           `udev does not write this; check what else writes below "${udevDb}", then run ` +
           `"udevadm trigger" on the device to rewrite it.`,
       });
-      continue;
+      return undefined;
     }
     const unit = record.properties.get(UNIT_PROPERTY) || undefined;
     let reason: string | undefined;
@@ -190,13 +245,17 @@ export function selectDevices(options: SelectOptions): Selection {
     }
     const resolved = resolver.resolve(id, record);
     if (reason !== undefined) {
+      if (!("path" in resolved)) {
+        selection.passedOver.push({ id: name, reason, ...(unit ? { unit } : {}) });
+        return undefined;
+      }
       selection.passedOver.push({
         id: name,
-        ...("path" in resolved ? { path: resolved.path } : {}),
+        path: resolved.path,
         reason,
         ...(unit ? { unit } : {}),
       });
-      continue;
+      return { path: resolved.path, reason, ...(unit ? { unit } : {}) };
     }
     if ("problem" in resolved) {
       const advice = resolved.vanished
@@ -207,7 +266,7 @@ export function selectDevices(options: SelectOptions): Selection {
         message: `The tagged device "${name}" cannot be mapped to sysfs: ${resolved.problem}. ` +
           advice,
       });
-      continue;
+      return undefined;
     }
     if (unit !== undefined && !isUnitName(unit)) {
       selection.errors.push({
@@ -216,7 +275,7 @@ export function selectDevices(options: SelectOptions): Selection {
         message: `The udev rules set ${UNIT_PROPERTY}="${unit}" on "${name}", which is not a ` +
           'systemd unit name such as "vm@1.service"; fix the rule.',
       });
-      continue;
+      return undefined;
     }
     selection.devices.push({
       id: name,
@@ -224,6 +283,7 @@ export function selectDevices(options: SelectOptions): Selection {
       ...(unit ? { unit } : {}),
       ancestors: resolver.ancestors(resolved.path),
     });
+    return { path: resolved.path, ...(unit ? { unit } : {}) };
   }
   selection.devices.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   // Two ids for one device (udev never does this, but a stray index entry could).
@@ -287,4 +347,21 @@ function listIndex(fs: DeviceFs, index: string, selection: Selection): string[] 
 /** Throws a {@link SelectionError} listing every error of `selection`, if it has any. */
 export function assertUsable(selection: Selection): void {
   if (selection.errors.length > 0) throw new SelectionError(selection.errors);
+}
+
+/** {@link readBounded}, with the identity of the file read (see IdentityFs.readIdentified). */
+function readIdentified(
+  identities: IdentityFs,
+  path: string,
+  buffer: Uint8Array<ArrayBuffer>,
+  identity: FileIdentity,
+): BoundedRead {
+  const count = identities.readIdentified(path, buffer, identity);
+  if (failed(count)) {
+    return count.errno === "ENOENT" || count.errno === "ENOTDIR"
+      ? { kind: "missing" }
+      : { kind: "failed", errno: count.errno };
+  }
+  if (count >= buffer.length) return { kind: "too-big" };
+  return { kind: "ok", bytes: buffer.subarray(0, count) };
 }
