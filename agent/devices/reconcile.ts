@@ -20,7 +20,7 @@
 
 import { describeError } from "../errors.ts";
 import { KernelError } from "../kernel/kernel_error.ts";
-import type { DeviceKernel, DevicePath, LuoState } from "../kernel/kernel.ts";
+import type { DeviceKernel, DevicePath, HeldRequested, LuoState } from "../kernel/kernel.ts";
 import type { Logger } from "../log/mod.ts";
 import { forEachLimited, IN_FLIGHT } from "./_pool.ts";
 import { DeviceRefusedError, DeviceStateError, type Refusal } from "./devices_error.ts";
@@ -115,6 +115,8 @@ interface Planned {
   id?: string;
   to: boolean;
   reason: DeviceChange["reason"];
+  /** Where the device is in the list its flag was read with (for files held open). */
+  index: number;
 }
 
 function ownedList(owned: Owned): DeviceUndo["ownedBefore"] {
@@ -125,26 +127,46 @@ function errnoOf(error: unknown): string | undefined {
   return error instanceof KernelError ? error.errno : undefined;
 }
 
-/** `requested` of each device: the flag, or what reading it threw. */
+/** `requested` of each device, as {@link readRequested} read them. */
+interface Read {
+  /** The flag, or what reading it threw. */
+  flags: (boolean | unknown)[];
+  /** Files kept open for writing the value they were read for (see DeviceKernel.holdRequestedMany). */
+  held?: HeldRequested;
+}
+
+/**
+ * `requested` of each device: the flag, or what reading it threw. With `writing`,
+ * the kernel may keep the files of devices whose flag is not `writing` open, for
+ * the write that may follow (the caller closes them).
+ */
 async function readRequested(
   kernel: DeviceKernel,
   paths: readonly DevicePath[],
-): Promise<(boolean | unknown)[]> {
-  if (paths.length === 0) return [];
-  const results: (boolean | unknown)[] = kernel.readRequestedMany
-    ? await kernel.readRequestedMany(paths)
-    : new Array(paths.length).fill(undefined);
+  writing?: boolean,
+): Promise<Read> {
+  if (paths.length === 0) return { flags: [] };
+  let held: HeldRequested | undefined;
+  let flags: (boolean | unknown)[];
+  if (writing !== undefined && kernel.holdRequestedMany) {
+    held = await kernel.holdRequestedMany(paths, writing);
+    flags = [...held.flags];
+  } else {
+    flags = kernel.readRequestedMany
+      ? await kernel.readRequestedMany(paths)
+      : new Array(paths.length).fill(undefined);
+  }
   // Devices the fast path did not answer (or failed: its errno can be unreliable under
   // FFI) are read one by one, which also gives the error its exact errno.
   await forEachLimited(paths, IN_FLIGHT, async (path, index) => {
-    if (typeof results[index] === "boolean") return;
+    if (typeof flags[index] === "boolean") return;
     try {
-      results[index] = (await kernel.readDevice(path)).requested;
+      flags[index] = (await kernel.readDevice(path)).requested;
     } catch (error) {
-      results[index] = error ?? new Error("unknown failure");
+      flags[index] = error ?? new Error("unknown failure");
     }
   });
-  return results;
+  return held ? { flags, held } : { flags };
 }
 
 /** What {@link writeRequested} did for each device. */
@@ -155,20 +177,27 @@ interface Written {
   verified: boolean[];
 }
 
-/** Writes `value` to each device's `requested`. */
+/**
+ * Writes `value` to each device's `requested`: through the files `held` open for it
+ * (the devices at `indexes` of the list they were read with) when there are any.
+ */
 async function writeRequested(
   kernel: DeviceKernel,
   paths: readonly DevicePath[],
   value: boolean,
   attempts: number,
+  held?: { files: HeldRequested; indexes: readonly number[] },
 ): Promise<Written> {
   const outcomes: (unknown | null)[] = new Array(paths.length).fill(undefined);
   const verified: boolean[] = new Array(paths.length).fill(false);
   if (paths.length === 0) return { outcomes, verified };
-  if (kernel.setRequestedMany) {
+  if (held || kernel.setRequestedMany) {
     try {
       // The fast path reads each flag back: a null entry is a verified write.
-      (await kernel.setRequestedMany(paths, value)).forEach((outcome, index) => {
+      const results = held
+        ? await held.files.write(held.indexes)
+        : await kernel.setRequestedMany!(paths, value);
+      results.forEach((outcome, index) => {
         outcomes[index] = outcome;
         verified[index] = outcome === null;
       });
@@ -203,7 +232,6 @@ async function writeRequested(
 export async function reconcileDevices(options: ReconcileOptions): Promise<ReconcileResult> {
   const { kernel, selection, store } = options;
   const dryRun = options.dryRun ?? false;
-  const attempts = options.attempts ?? 3;
   assertUsable(selection);
   const owned = await store.load();
   const state = await kernel.state();
@@ -219,19 +247,61 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   for (const path of options.others ?? []) {
     if (!selected.has(path) && !others.has(path)) others.set(path, undefined);
   }
+  // Selected devices may be requested (1) and others cleared (0): the kernel may keep
+  // the files it reads open for that write (closed in any case below).
+  const selectedPaths = selection.devices.map((device) => device.path);
+  const otherPaths = [...others.keys()];
+  const writing = !dryRun && state === "normal";
+  const selectedRead = await readRequested(kernel, selectedPaths, writing ? true : undefined);
+  let otherRead: Read | undefined;
+  try {
+    otherRead = await readRequested(kernel, otherPaths, writing ? false : undefined);
+    return await reconcileRead(options, {
+      owned,
+      state,
+      others,
+      selectedRead,
+      otherPaths,
+      otherRead,
+    });
+  } finally {
+    selectedRead.held?.close();
+    otherRead?.held?.close();
+  }
+}
+
+/** What {@link reconcileDevices} read before planning. */
+interface Reading {
+  owned: Owned;
+  state: LuoState;
+  /** Devices besides the selected ones that matter, with their ids. */
+  others: Map<DevicePath, string | undefined>;
+  selectedRead: Read;
+  otherPaths: DevicePath[];
+  otherRead: Read;
+}
+
+/** Plans, writes and verifies (see {@link reconcileDevices}). */
+async function reconcileRead(
+  options: ReconcileOptions,
+  reading: Reading,
+): Promise<ReconcileResult> {
+  const { kernel, selection, store } = options;
+  const dryRun = options.dryRun ?? false;
+  const attempts = options.attempts ?? 3;
+  const { owned, state, others, selectedRead, otherPaths, otherRead } = reading;
   const refusals: Refusal[] = [];
   const requestedNow = new Map<DevicePath, boolean>();
-  const selectedPaths = selection.devices.map((device) => device.path);
-  const selectedFlags = await readRequested(kernel, selectedPaths);
-  selectedFlags.forEach((flag, index) => {
+  selectedRead.flags.forEach((flag, index) => {
     const device = selection.devices[index]!;
     if (typeof flag === "boolean") requestedNow.set(device.path, flag);
     else refusals.push(readRefusal(flag, device.path, device.id));
   });
-  const otherPaths = [...others.keys()];
   const gone = new Set<DevicePath>();
-  (await readRequested(kernel, otherPaths)).forEach((flag, index) => {
+  const otherIndex = new Map<DevicePath, number>();
+  otherRead.flags.forEach((flag, index) => {
     const path = otherPaths[index]!;
+    otherIndex.set(path, index);
     if (typeof flag === "boolean") requestedNow.set(path, flag);
     else if (errnoOf(flag) === "ENOENT") gone.add(path);
     else refusals.push(readRefusal(flag, path, others.get(path)));
@@ -241,10 +311,10 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   // 2. Plan.
   const plan: Planned[] = [];
   const alreadyRequested: DevicePath[] = [];
-  for (const device of selection.devices) {
+  selection.devices.forEach((device, index) => {
     if (requestedNow.get(device.path)) alreadyRequested.push(device.path);
-    else plan.push({ path: device.path, id: device.id, to: true, reason: "selected" });
-  }
+    else plan.push({ path: device.path, id: device.id, to: true, reason: "selected", index });
+  });
   const foreign: ForeignRequest[] = [];
   const forgotten: DevicePath[] = [];
   for (const [path, id] of others) {
@@ -253,13 +323,15 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
       continue;
     }
     const requested = requestedNow.get(path) ?? false;
+    const index = otherIndex.get(path)!;
     if (owned.has(path)) {
-      if (requested) plan.push({ path, ...(id ? { id } : {}), to: false, reason: "deselected" });
-      else forgotten.push(path);
+      if (requested) {
+        plan.push({ path, ...(id ? { id } : {}), to: false, reason: "deselected", index });
+      } else forgotten.push(path);
     } else if (requested) {
       const clear = options.clearForeign ?? false;
       foreign.push({ path, ...(id ? { id } : {}), cleared: clear });
-      if (clear) plan.push({ path, ...(id ? { id } : {}), to: false, reason: "foreign" });
+      if (clear) plan.push({ path, ...(id ? { id } : {}), to: false, reason: "foreign", index });
     }
   }
 
@@ -311,11 +383,13 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   const unverified: number[] = [];
   for (const to of [true, false]) {
     const steps = plan.filter((step) => step.to === to);
+    const files = (to ? selectedRead : otherRead).held;
     const { outcomes, verified } = await writeRequested(
       kernel,
       steps.map((step) => step.path),
       to,
       attempts,
+      files ? { files, indexes: steps.map((step) => step.index) } : undefined,
     );
     let stateNow: LuoState | undefined;
     for (const [index, outcome] of outcomes.entries()) {
@@ -354,7 +428,7 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   if (refusals.length === 0) {
     const toCheck = unverified.map((index) => changes[index]!);
     const readBack = await readRequested(kernel, toCheck.map((change) => change.path));
-    readBack.forEach((flag, index) => {
+    readBack.flags.forEach((flag, index) => {
       const change = toCheck[index]!;
       if (typeof flag !== "boolean") {
         refusals.push(readRefusal(flag, change.path, change.id));
@@ -561,7 +635,7 @@ export async function undoReconcile(options: UndoOptions): Promise<void> {
     }
   }
   const readBack = await readRequested(kernel, restored.map((change) => change.path));
-  readBack.forEach((flag, index) => {
+  readBack.flags.forEach((flag, index) => {
     const change = restored[index]!;
     if (typeof flag === "boolean") {
       if (flag !== change.from) {

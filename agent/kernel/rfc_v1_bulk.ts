@@ -121,6 +121,154 @@ function refusedPath(device: DevicePath, file: string, operation: KernelOperatio
   });
 }
 
+/** What reading or writing flags needs: the libc calls, buffers and paths, made once per call. */
+class FlagFiles {
+  readonly #libc: Libc;
+  readonly #devicesDir: string;
+  readonly #pathOf: (device: DevicePath) => Uint8Array<ArrayBuffer> | undefined;
+  readonly #buffer = new Uint8Array(READ_LIMIT);
+
+  constructor(libc: Libc, devicesDir: string) {
+    this.#libc = libc;
+    this.#devicesDir = devicesDir;
+    this.#pathOf = requestedPaths(devicesDir);
+  }
+
+  file(device: DevicePath): string {
+    return fileOf(this.#devicesDir, device);
+  }
+
+  /** The device path, or the KernelError refusing it. */
+  check(device: DevicePath, operation: KernelOperation): KernelError | undefined {
+    try {
+      devicePath(device);
+      return undefined;
+    } catch (error) {
+      return refusedPath(device, this.file(device), operation, error);
+    }
+  }
+
+  /** Opens the device's `requested` (never creating or truncating); the fd, or -1 (see {@link errno}). */
+  open(device: DevicePath, flags: number): number {
+    return this.#libc.symbols.open(
+      this.#pathOf(device) ?? cString(this.file(device)),
+      flags | O_CLOEXEC,
+      0,
+    );
+  }
+
+  errno(): string {
+    return errnoName(this.#libc.errno());
+  }
+
+  /** A failed call's KernelError, worded by {@link kernelFailure}. */
+  failure(device: DevicePath, errno: string, call: string, operation: KernelOperation) {
+    const file = this.file(device);
+    return kernelFailure(osError(errno, call, file), { file, operation, device });
+  }
+
+  /** Reads the flag at offset 0 of `fd`: the flag, or the KernelError. */
+  read(fd: number, device: DevicePath): boolean | KernelError {
+    const count = Number(this.#libc.symbols.pread(fd, this.#buffer, READ_SIZE, 0n));
+    if (count < 0) return this.failure(device, this.errno(), "read", "read");
+    try {
+      return flagOf(this.#buffer, count, this.#devicesDir, device);
+    } catch (error) {
+      return error as KernelError;
+    }
+  }
+
+  /** Reads the device's flag by path (open, read, close). */
+  readByPath(device: DevicePath): boolean | KernelError {
+    const refused = this.check(device, "read");
+    if (refused) return refused;
+    const fd = this.open(device, O_RDONLY);
+    if (fd < 0) return this.failure(device, this.errno(), "open", "read");
+    const flag = this.read(fd, device);
+    this.#libc.symbols.close(fd);
+    return flag;
+  }
+
+  /**
+   * Writes `value` to the open `fd` and reads it back (sysfs shows the attribute
+   * afresh at offset 0); does not close it. Null when the flag now reads `value`;
+   * the cause when the write failed (for {@link finishWrites}); otherwise the
+   * KernelError.
+   */
+  write(fd: number, device: DevicePath, value: boolean): KernelError | Error | null {
+    const operation = value ? "request" : "unrequest";
+    const written = Number(this.#libc.symbols.write(fd, value ? ONE : ZERO, 1n));
+    if (written < 0) return osError(this.errno(), "write", this.file(device));
+    if (written !== 1) {
+      return new KernelError(
+        `The kernel accepted ${written} of 1 byte written to ${this.file(device)}.`,
+        { file: this.file(device), operation },
+      );
+    }
+    const count = Number(this.#libc.symbols.pread(fd, this.#buffer, READ_SIZE, 0n));
+    let now: boolean | undefined;
+    try {
+      now = count < 0 ? undefined : flagOf(this.#buffer, count, this.#devicesDir, device);
+    } catch {
+      now = undefined;
+    }
+    if (now === value) return null;
+    const text = count < 0
+      ? "nothing"
+      : JSON.stringify(decoder.decode(this.#buffer.subarray(0, count)));
+    return new KernelError(
+      `After writing ${value ? 1 : 0} to ${this.file(device)} the kernel reads back ${text}.`,
+      { file: this.file(device), operation },
+    );
+  }
+
+  /** Opens the device's flag for writing, writes `value`, reads it back and closes it. */
+  writeByPath(device: DevicePath, value: boolean): KernelError | Error | null {
+    const refused = this.check(device, value ? "request" : "unrequest");
+    if (refused) return refused;
+    const fd = this.open(device, O_RDWR);
+    if (fd < 0) return osError(this.errno(), "open", this.file(device));
+    const outcome = this.write(fd, device, value);
+    this.#libc.symbols.close(fd);
+    return outcome;
+  }
+
+  /**
+   * Turns the causes of failed writes in `outcomes` into KernelErrors; the state is
+   * read once for all their messages (EINVAL means something else outside "normal").
+   */
+  finishWrites(
+    outcomes: (KernelError | Error | null)[],
+    devices: readonly DevicePath[],
+    stateFile: string,
+    value: boolean,
+  ): (KernelError | null)[] {
+    let state: LuoState | undefined | null = null;
+    return outcomes.map((outcome, index) => {
+      if (outcome === null || outcome instanceof KernelError) return outcome;
+      if (state === null) {
+        state = undefined;
+        const text = readAttribute(this.#libc, stateFile, new Uint8Array(READ_LIMIT));
+        if (typeof text === "string") {
+          try {
+            state = parseState(text, stateFile);
+          } catch {
+            state = undefined;
+          }
+        }
+      }
+      const device = devices[index]!;
+      const errno = (outcome as { code?: string }).code;
+      return kernelFailure(outcome, {
+        file: this.file(device),
+        operation: value ? "request" : "unrequest",
+        device,
+        state: errno === "ENOENT" ? undefined : state,
+      });
+    });
+  }
+}
+
 /**
  * Reads `requested` of every device in `devices` (paths below `devicesDir`), in
  * order. Each entry is the flag, or the KernelError reading it failed with.
@@ -133,45 +281,10 @@ export function readRequestedMany(
   devicesDir: string,
   devices: readonly DevicePath[],
 ): (boolean | KernelError)[] {
-  const { open, read, close } = libc.symbols;
-  const buffer = new Uint8Array(READ_LIMIT);
-  const pathOf = requestedPaths(devicesDir);
+  const files = new FlagFiles(libc, devicesDir);
   const results: (boolean | KernelError)[] = new Array(devices.length);
   for (let index = 0; index < devices.length; index++) {
-    const device = devices[index]!;
-    try {
-      devicePath(device);
-    } catch (error) {
-      results[index] = refusedPath(device, fileOf(devicesDir, device), "read", error);
-      continue;
-    }
-    const fd = open(pathOf(device) ?? cString(fileOf(devicesDir, device)), O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) {
-      const cause = osError(errnoName(libc.errno()), "open", fileOf(devicesDir, device));
-      results[index] = kernelFailure(cause, {
-        file: fileOf(devicesDir, device),
-        operation: "read",
-        device,
-      });
-      continue;
-    }
-    const count = Number(read(fd, buffer, READ_SIZE));
-    const errno = count < 0 ? errnoName(libc.errno()) : undefined;
-    close(fd);
-    if (errno !== undefined) {
-      const cause = osError(errno, "read", fileOf(devicesDir, device));
-      results[index] = kernelFailure(cause, {
-        file: fileOf(devicesDir, device),
-        operation: "read",
-        device,
-      });
-      continue;
-    }
-    try {
-      results[index] = flagOf(buffer, count, devicesDir, device);
-    } catch (error) {
-      results[index] = error as KernelError;
-    }
+    results[index] = files.readByPath(devices[index]!);
   }
   return results;
 }
@@ -190,83 +303,110 @@ export function setRequestedMany(
   devices: readonly DevicePath[],
   value: boolean,
 ): (KernelError | null)[] {
-  const bytes = value ? ONE : ZERO;
-  const operation = value ? "request" : "unrequest";
-  const failures: { index: number; device: DevicePath; file: string; cause: Error }[] = [];
-  const { open, write, pread, close } = libc.symbols;
-  const pathOf = requestedPaths(devicesDir);
-  const readBack = new Uint8Array(READ_LIMIT);
-  const results: (KernelError | null)[] = new Array(devices.length).fill(null);
+  const files = new FlagFiles(libc, devicesDir);
+  const outcomes: (KernelError | Error | null)[] = new Array(devices.length);
   for (let index = 0; index < devices.length; index++) {
-    const device = devices[index]!;
-    try {
-      devicePath(device);
-    } catch (error) {
-      results[index] = refusedPath(device, fileOf(devicesDir, device), operation, error);
-      continue;
-    }
-    // No create, no truncate: a missing attribute must fail, not become a file.
-    const fd = open(pathOf(device) ?? cString(fileOf(devicesDir, device)), O_RDWR | O_CLOEXEC, 0);
-    if (fd < 0) {
-      const cause = osError(errnoName(libc.errno()), "open", fileOf(devicesDir, device));
-      failures.push({ index, device, file: fileOf(devicesDir, device), cause });
-      continue;
-    }
-    const written = Number(write(fd, bytes, 1n));
-    if (written < 0) {
-      const cause = osError(errnoName(libc.errno()), "write", fileOf(devicesDir, device));
-      close(fd);
-      failures.push({ index, device, file: fileOf(devicesDir, device), cause });
-      continue;
-    }
-    // Read back on the same file (sysfs shows the attribute afresh at offset 0).
-    const count = written === 1 ? Number(pread(fd, readBack, READ_SIZE, 0n)) : 0;
-    close(fd);
-    if (written !== 1) {
-      results[index] = new KernelError(
-        `The kernel accepted ${written} of 1 byte written to ${fileOf(devicesDir, device)}.`,
-        { file: fileOf(devicesDir, device), operation },
-      );
-      continue;
-    }
-    let now: boolean | undefined;
-    try {
-      now = count < 0 ? undefined : flagOf(readBack, count, devicesDir, device);
-    } catch {
-      now = undefined;
-    }
-    if (now !== value) {
-      const text = count < 0
-        ? "nothing"
-        : JSON.stringify(decoder.decode(readBack.subarray(0, count)));
-      results[index] = new KernelError(
-        `After writing ${value ? 1 : 0} to ${
-          fileOf(devicesDir, device)
-        } the kernel reads back ${text}.`,
-        { file: fileOf(devicesDir, device), operation },
-      );
-    }
+    outcomes[index] = files.writeByPath(devices[index]!, value);
   }
-  if (failures.length > 0) {
-    // Read the state once for every message (EINVAL means something else outside "normal").
-    let state: LuoState | undefined;
-    const text = readAttribute(libc, stateFile, new Uint8Array(READ_LIMIT));
-    if (typeof text === "string") {
-      try {
-        state = parseState(text, stateFile);
-      } catch {
-        state = undefined;
+  return files.finishWrites(outcomes, devices, stateFile, value);
+}
+
+/**
+ * The most files {@link holdRequestedMany} keeps open at once. Each open sysfs
+ * attribute costs the kernel about a page once read, so holding is bounded (64 MiB
+ * of kernel memory at most); devices beyond it are written by path.
+ */
+export const MAX_HELD = 16_384;
+
+/** `requested` files read and held open for a write (see {@link holdRequestedMany}). */
+export interface HeldFlags extends Disposable {
+  /** `requested` of each device, in order, or the KernelError reading it failed with. */
+  readonly flags: readonly (boolean | KernelError)[];
+  /**
+   * Writes the value the files are held for to the devices at `indexes` and reads
+   * each back, through the held file (then closed) where there is one, else by
+   * path; entries as {@link setRequestedMany}'s.
+   */
+  write(indexes: readonly number[]): (KernelError | null)[];
+  /** Closes every file still held. */
+  close(): void;
+}
+
+/**
+ * Reads `requested` of every device in `devices` like {@link readRequestedMany},
+ * and keeps the file of each device whose flag is not `value` open (read and
+ * write, at most `maxHeld`), so that writing `value` there afterwards opens
+ * nothing again: a device read and then changed costs five system calls (open,
+ * read, write, read back, close) instead of seven. Devices whose flag already is
+ * `value` cost what {@link readRequestedMany} costs. A file that cannot be opened
+ * for writing is read the plain way (its error is the plain read's). The caller
+ * closes what is left (`close`, or `using`). Needs `--allow-ffi`.
+ */
+export function holdRequestedMany(
+  libc: Libc,
+  devicesDir: string,
+  stateFile: string,
+  devices: readonly DevicePath[],
+  value: boolean,
+  maxHeld = MAX_HELD,
+): HeldFlags {
+  const files = new FlagFiles(libc, devicesDir);
+  const flags: (boolean | KernelError)[] = new Array(devices.length);
+  const held = new Int32Array(devices.length).fill(-1);
+  let holding = 0;
+  const close = () => {
+    for (let index = 0; index < held.length && holding > 0; index++) {
+      if (held[index]! >= 0) {
+        libc.symbols.close(held[index]!);
+        held[index] = -1;
+        holding--;
       }
     }
-    for (const failure of failures) {
-      const errno = (failure.cause as { code?: string }).code;
-      results[failure.index] = kernelFailure(failure.cause, {
-        file: failure.file,
-        operation,
-        device: failure.device,
-        state: errno === "ENOENT" ? undefined : state,
-      });
+  };
+  try {
+    for (let index = 0; index < devices.length; index++) {
+      const device = devices[index]!;
+      const refused = files.check(device, "read");
+      const fd = refused ? -1 : files.open(device, O_RDWR);
+      if (fd < 0) {
+        flags[index] = refused ?? files.readByPath(device);
+        continue;
+      }
+      const flag = files.read(fd, device);
+      flags[index] = flag;
+      if (flag === !value && holding < maxHeld) {
+        held[index] = fd;
+        holding++;
+      } else {
+        libc.symbols.close(fd);
+      }
     }
+  } catch (error) {
+    close();
+    throw error;
   }
-  return results;
+  return {
+    flags,
+    write(indexes) {
+      const outcomes: (KernelError | Error | null)[] = new Array(indexes.length);
+      const written: DevicePath[] = new Array(indexes.length);
+      for (let at = 0; at < indexes.length; at++) {
+        const index = indexes[at]!;
+        const device = devices[index]!;
+        written[at] = device;
+        const fd = held[index] ?? -1;
+        if (fd < 0) {
+          outcomes[at] = files.writeByPath(device, value);
+          continue;
+        }
+        outcomes[at] = files.write(fd, device, value);
+        libc.symbols.close(fd);
+        held[index] = -1;
+        holding--;
+      }
+      return files.finishWrites(outcomes, written, stateFile, value);
+    },
+    close,
+    [Symbol.dispose]: close,
+  };
 }

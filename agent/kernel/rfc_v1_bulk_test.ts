@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { openLibc } from "../host/mod.ts";
 import { KernelError } from "./kernel_error.ts";
-import { readRequestedMany, setRequestedMany } from "./rfc_v1_bulk.ts";
+import { holdRequestedMany, readRequestedMany, setRequestedMany } from "./rfc_v1_bulk.ts";
 
 async function tree() {
   const root = await Deno.makeTempDir({ prefix: "liveupdate-bulk-" });
@@ -114,6 +114,48 @@ Deno.test("bulk: a flag that reads back differently after the write is reported"
     );
     assert.ok(result instanceof KernelError);
     assert.match(result.message, /After writing 1 to .* the kernel reads back "1 \\n"/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+function openFds(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
+Deno.test("bulk: files held between reading and writing; bounded; every one closed", async () => {
+  const root = await tree();
+  try {
+    using libc = openLibc();
+    const devices = `${root}/devices`;
+    const state = `${root}/kernel/liveupdate/state`;
+    const before = openFds();
+    // a and a/b read 0 (held for writing 1), c reads 1 (closed), "gone" fails.
+    const held = holdRequestedMany(libc, devices, state, ["a", "c", "gone", "a/b"], true);
+    assert.equal(held.flags[0], false);
+    assert.equal(held.flags[1], true);
+    assert.equal((held.flags[2] as KernelError).errno, "ENOENT");
+    assert.equal(held.flags[3], false);
+    assert.equal(openFds(), before + 2, "the two files to write are held");
+    // Through the held files, and by path for the rest (c is written again, harmlessly).
+    assert.deepEqual(held.write([0, 1, 3]), [null, null, null]);
+    assert.equal(openFds(), before, "written files are closed");
+    for (const device of ["a", "c", "a/b"]) {
+      assert.equal(await Deno.readTextFile(`${devices}/${device}/liveupdate/requested`), "1\n");
+    }
+    const vanished = held.write([2]);
+    assert.equal(vanished[0]!.errno, "ENOENT");
+    held.close();
+
+    // At most maxHeld files; the others are written by path. Unwritten ones are closed.
+    const bounded = holdRequestedMany(libc, devices, state, ["a", "c", "a/b"], false, 1);
+    assert.equal(openFds(), before + 1);
+    assert.deepEqual(bounded.write([2]), [null]);
+    assert.equal(await Deno.readTextFile(`${devices}/a/b/liveupdate/requested`), "0\n");
+    assert.equal(openFds(), before + 1, "a is still held");
+    bounded.close();
+    assert.equal(openFds(), before);
+    assert.equal(await Deno.readTextFile(`${devices}/a/liveupdate/requested`), "1\n");
   } finally {
     await Deno.remove(root, { recursive: true });
   }
