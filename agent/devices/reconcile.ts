@@ -127,6 +127,13 @@ function errnoOf(error: unknown): string | undefined {
   return error instanceof KernelError ? error.errno : undefined;
 }
 
+/** The indexes of the entries of `items` that `test` accepts. */
+function indexesWhere<T>(items: readonly T[], test: (item: T) => boolean): number[] {
+  const indexes: number[] = [];
+  for (let index = 0; index < items.length; index++) if (test(items[index]!)) indexes.push(index);
+  return indexes;
+}
+
 /** `requested` of each device, as {@link readRequested} read them. */
 interface Read {
   /** The flag, or what reading it threw. */
@@ -158,10 +165,10 @@ async function readRequested(
   }
   // Devices the fast path did not answer (or failed: its errno can be unreliable under
   // FFI) are read one by one, which also gives the error its exact errno.
-  await forEachLimited(paths, IN_FLIGHT, async (path, index) => {
-    if (typeof flags[index] === "boolean") return;
+  const unanswered = indexesWhere(flags, (flag) => typeof flag !== "boolean");
+  await forEachLimited(unanswered, IN_FLIGHT, async (index) => {
     try {
-      flags[index] = (await kernel.readDevice(path)).requested;
+      flags[index] = (await kernel.readDevice(paths[index]!)).requested;
     } catch (error) {
       flags[index] = error ?? new Error("unknown failure");
     }
@@ -208,7 +215,9 @@ async function writeRequested(
   // Devices not written yet, and failures of the fast path (their errno can be
   // unreliable under FFI), are written one by one; EAGAIN (an interrupted lock wait)
   // is retried, a bounded number of times. Writing a value again is harmless.
-  await forEachLimited(paths, IN_FLIGHT, async (path, index) => {
+  const unwritten = indexesWhere(outcomes, (outcome) => outcome !== null);
+  await forEachLimited(unwritten, IN_FLIGHT, async (index) => {
+    const path = paths[index]!;
     for (let attempt = 1; outcomes[index] !== null && attempt <= attempts; attempt++) {
       if (attempt > 1 && errnoOf(outcomes[index]) !== "EAGAIN") return;
       try {

@@ -120,6 +120,28 @@ export interface Selection {
   errors: DeviceProblem[];
 }
 
+/** A selected device (the same shape however it was worked out). */
+function selected(
+  id: string,
+  path: DevicePath,
+  unit: string | undefined,
+  ancestors: readonly DevicePath[],
+): SelectedDevice {
+  return unit ? { id, path, unit, ancestors } : { id, path, ancestors };
+}
+
+/** A device passed over (the same shape however it was worked out). */
+function passedOver(
+  id: string,
+  path: DevicePath | undefined,
+  reason: string,
+  unit: string | undefined,
+): PassedOver {
+  return path === undefined
+    ? (unit ? { id, reason, unit } : { id, reason })
+    : (unit ? { id, path, reason, unit } : { id, path, reason });
+}
+
 function matchProblem(
   record: UdevRecord,
   match: Readonly<Record<string, string>>,
@@ -169,12 +191,8 @@ export function selectDevices(options: SelectOptions): Selection {
       const known = cache.lookup(name, identity);
       if (known !== undefined) {
         const { path, unit, reason } = known;
-        if (reason !== undefined) {
-          selection.passedOver.push({ id: name, path, reason, ...(unit ? { unit } : {}) });
-        } else {
-          const ancestors = resolver.ancestors(path);
-          selection.devices.push({ id: name, path, ...(unit ? { unit } : {}), ancestors });
-        }
+        if (reason !== undefined) selection.passedOver.push(passedOver(name, path, reason, unit));
+        else selection.devices.push(selected(name, path, unit, resolver.ancestors(path)));
         continue;
       }
     }
@@ -246,16 +264,11 @@ export function selectDevices(options: SelectOptions): Selection {
     const resolved = resolver.resolve(id, record);
     if (reason !== undefined) {
       if (!("path" in resolved)) {
-        selection.passedOver.push({ id: name, reason, ...(unit ? { unit } : {}) });
+        selection.passedOver.push(passedOver(name, undefined, reason, unit));
         return undefined;
       }
-      selection.passedOver.push({
-        id: name,
-        path: resolved.path,
-        reason,
-        ...(unit ? { unit } : {}),
-      });
-      return { path: resolved.path, reason, ...(unit ? { unit } : {}) };
+      selection.passedOver.push(passedOver(name, resolved.path, reason, unit));
+      return { path: resolved.path, reason, unit };
     }
     if ("problem" in resolved) {
       const advice = resolved.vanished
@@ -277,13 +290,8 @@ export function selectDevices(options: SelectOptions): Selection {
       });
       return undefined;
     }
-    selection.devices.push({
-      id: name,
-      path: resolved.path,
-      ...(unit ? { unit } : {}),
-      ancestors: resolver.ancestors(resolved.path),
-    });
-    return { path: resolved.path, ...(unit ? { unit } : {}) };
+    selection.devices.push(selected(name, resolved.path, unit, resolver.ancestors(resolved.path)));
+    return { path: resolved.path, unit, reason: undefined };
   }
   selection.devices.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   // Two ids for one device (udev never does this, but a stray index entry could).

@@ -157,12 +157,10 @@ export class SelectionCache {
     for (let i = 0; i < IDENTITY_LENGTH; i++) if (row[i + 1] !== identity[i]) return undefined;
     this.#next.set(id, row);
     this.hits++;
-    const unit = row[UNIT] as string | null;
-    const reason = row[REASON] as string | null;
     return {
       path: row[PATH] as string,
-      ...(unit !== null ? { unit } : {}),
-      ...(reason !== null ? { reason } : {}),
+      unit: (row[UNIT] as string | null) ?? undefined,
+      reason: (row[REASON] as string | null) ?? undefined,
     };
   }
 
@@ -175,8 +173,12 @@ export class SelectionCache {
   remember(id: string, identity: FileIdentity, outcome: CachedOutcome): void {
     this.misses++;
     if (Number.isNaN(identity[0]) || !isSettled(identity, this.startedMs, this.#settleMs)) return;
-    const row: Row = [id, ...identity];
-    row.push(outcome.path, outcome.unit ?? null, outcome.reason ?? null);
+    const row: Row = new Array(ROW_LENGTH);
+    row[0] = id;
+    for (let i = 0; i < IDENTITY_LENGTH; i++) row[i + 1] = identity[i]!;
+    row[PATH] = outcome.path;
+    row[UNIT] = outcome.unit ?? null;
+    row[REASON] = outcome.reason ?? null;
     this.#next.set(id, row);
     this.#added = true;
   }
