@@ -77,6 +77,9 @@ export function countingFs(inner: DeviceFs): DeviceFs & { reads: string[] } {
     ...(inner.identity
       ? {
         identity: {
+          list: (path, limit) => inner.identity!.list(path, limit),
+          sameIdentities: (dir, names, identities) =>
+            inner.identity!.sameIdentities(dir, names, identities),
           identify: (path, out) => inner.identity!.identify(path, out),
           readIdentified(path, buffer, out) {
             reads.push(path);

@@ -21,8 +21,8 @@
  */
 
 import { errnoName, type Libc } from "../host/mod.ts";
-// Type only: device_fs.ts imports this module.
-import type { FsFailure } from "./device_fs.ts";
+// Types only: device_fs.ts imports this module.
+import type { DirEntry, FsFailure } from "./device_fs.ts";
 
 /** The numbers of a file version (see {@link IDENTITY_LENGTH} for the layout). */
 export type FileIdentity = Float64Array<ArrayBuffer>;
@@ -66,8 +66,30 @@ export function isSettled(
   return modified < limit && changed < limit;
 }
 
+/** A directory's entries as listed once (see {@link IdentityFs.list}). */
+export interface Listing {
+  /**
+   * Equal for two listings only if they hold the same entries (names and kinds):
+   * a cache can tell an unchanged directory by it without looking at each entry.
+   */
+  readonly key: string;
+  /** The entries (worked out from the same listing as the key). */
+  entries(): DirEntry[];
+}
+
 /** File identities, beside a {@link DeviceFs} (see `DeviceFs.identity`). */
 export interface IdentityFs {
+  /**
+   * Lists directory `path` (at most `limit` entries: else "E2BIG"), with a key
+   * that tells whether it changed.
+   */
+  list(path: string, limit: number): Listing | FsFailure;
+  /**
+   * Whether every file `names[i]` in directory `dir` still has the identity at
+   * `identities[i * IDENTITY_LENGTH]`: false at the first that does not (or cannot
+   * be looked at). One statx per file, relative to the directory.
+   */
+  sameIdentities(dir: string, names: readonly string[], identities: ArrayLike<number>): boolean;
   /**
    * Fills `out` with the identity of the regular file at `path` (a final symlink is
    * followed, as reading it would); false when there is none (missing, not a
@@ -92,8 +114,17 @@ const O_NONBLOCK = 0o4000;
 const O_NOCTTY = 0o400;
 const O_CLOEXEC = 0o2000000;
 const PATH_MAX = 4096;
+const O_DIRECTORY = 0o200000;
+const O_PATH = 0o10000000;
 const AT_FDCWD = -100;
 const AT_EMPTY_PATH = 0x1000;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const DENTS_SIZE = 64 * 1024;
+// struct linux_dirent64: u64 d_ino, s64 d_off, u16 d_reclen, u8 d_type, char d_name[].
+const DT_UNKNOWN = 0;
+const DT_DIR = 4;
+const DT_REG = 8;
+const S_IFDIR = 0o040000;
 // STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE | STATX_MTIME | STATX_CTIME.
 const STATX_MASK = 0x1 | 0x2 | 0x100 | 0x200 | 0x40 | 0x80;
 const STATX_SIZE = 256;
@@ -105,7 +136,8 @@ const S_IFREG = 0o100000;
  * architecture; read as little-endian: x86-64, arm64). Needs `--allow-ffi`.
  */
 export function libcIdentityFs(libc: Libc): IdentityFs {
-  const { open, read, close, statx } = libc.symbols;
+  const { open, read, close, statx, getdents64 } = libc.symbols;
+  const decoder = new TextDecoder();
   const stat = new Uint8Array(STATX_SIZE);
   const view = new DataView(stat.buffer);
   const empty = new Uint8Array(1);
@@ -137,7 +169,96 @@ export function libcIdentityFs(libc: Libc): IdentityFs {
     out[8] = view.getUint32(104, true);
     return true;
   };
+  /** Whether `stat` holds a regular file with the identity at `identities[at]`. */
+  const same = (identities: ArrayLike<number>, at: number): boolean =>
+    (view.getUint16(28, true) & S_IFMT) === S_IFREG &&
+    view.getUint32(136, true) === identities[at] &&
+    view.getUint32(140, true) === identities[at + 1] &&
+    view.getUint32(36, true) === identities[at + 2] &&
+    view.getUint32(32, true) === identities[at + 3] &&
+    view.getUint32(40, true) + view.getUint32(44, true) * 2 ** 32 === identities[at + 4] &&
+    view.getUint32(112, true) + view.getInt32(116, true) * 2 ** 32 === identities[at + 5] &&
+    view.getUint32(120, true) === identities[at + 6] &&
+    view.getUint32(96, true) + view.getInt32(100, true) * 2 ** 32 === identities[at + 7] &&
+    view.getUint32(104, true) === identities[at + 8];
+  /** The entries of raw getdents64 `chunks` of directory `dir`. */
+  const parse = (dir: string, chunks: readonly Uint8Array<ArrayBuffer>[]): DirEntry[] => {
+    const entries: DirEntry[] = [];
+    for (const chunk of chunks) {
+      const chunkView = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      for (let offset = 0; offset < chunk.length;) {
+        const length = chunkView.getUint16(offset + 16, true);
+        let type = chunk[offset + 18]!;
+        const end = chunk.indexOf(0, offset + 19);
+        const name = decoder.decode(chunk.subarray(offset + 19, end));
+        offset += length;
+        if (name === "." || name === "..") continue;
+        if (type === DT_UNKNOWN) {
+          // A file system that does not fill in d_type: look at the entry itself.
+          const path = cPath(`${dir}/${name}`);
+          const mode = path && statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, 1, stat) === 0
+            ? view.getUint16(28, true) & S_IFMT
+            : 0;
+          type = mode === S_IFREG ? DT_REG : mode === S_IFDIR ? DT_DIR : DT_UNKNOWN;
+        }
+        entries.push({ name, isFile: type === DT_REG, isDirectory: type === DT_DIR });
+      }
+    }
+    return entries;
+  };
+  let dents: Uint8Array<ArrayBuffer> | undefined;
   return {
+    list(path, limit) {
+      const name = cPath(path);
+      if (!name) return { errno: "ENAMETOOLONG" };
+      const fd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+      if (fd < 0) return { errno: errnoName(libc.errno()) };
+      dents ??= new Uint8Array(DENTS_SIZE);
+      const chunks: Uint8Array<ArrayBuffer>[] = [];
+      let key = "";
+      let count = 0;
+      try {
+        for (;;) {
+          const length = Number(getdents64(fd, dents, BigInt(DENTS_SIZE)));
+          if (length < 0) return { errno: errnoName(libc.errno()) };
+          if (length === 0) break;
+          const chunk = dents.slice(0, length);
+          chunks.push(chunk);
+          // The raw entries (inode, offset, type, name): equal bytes, equal entries.
+          key += chunk.toBase64();
+          for (
+            let offset = 0;
+            offset < length;
+            offset += dents[offset + 16]! | dents[offset + 17]! << 8
+          ) {
+            if (++count > limit + 2) return { errno: "E2BIG" }; // "." and ".." are entries too
+          }
+        }
+      } finally {
+        close(fd);
+      }
+      let entries: DirEntry[] | undefined;
+      return {
+        key,
+        entries: () => entries ??= parse(path, chunks),
+      };
+    },
+    sameIdentities(dir, names, identities) {
+      const path = cPath(dir);
+      if (!path) return false;
+      const fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+      if (fd < 0) return false;
+      try {
+        for (let index = 0; index < names.length; index++) {
+          const name = cPath(names[index]!);
+          if (!name || statx(fd, name, 0, STATX_MASK, stat) !== 0) return false;
+          if (!same(identities, index * IDENTITY_LENGTH)) return false;
+        }
+        return true;
+      } finally {
+        close(fd);
+      }
+    },
     identify(path, out) {
       const name = cPath(path);
       if (!name) return false;
@@ -178,6 +299,35 @@ function fromInfo(info: Deno.FileInfo, out: FileIdentity): boolean {
 
 /** Identities through Deno's synchronous stat (millisecond times). Needs `--allow-read`. */
 export const denoIdentityFs: IdentityFs = {
+  list(path, limit) {
+    const entries: DirEntry[] = [];
+    try {
+      for (const entry of Deno.readDirSync(path)) {
+        if (entries.length >= limit) return { errno: "E2BIG" };
+        entries.push({ name: entry.name, isFile: entry.isFile, isDirectory: entry.isDirectory });
+      }
+    } catch (error) {
+      return { errno: errnoOfError(error) };
+    }
+    const key = JSON.stringify(
+      entries.map((entry) => `${+entry.isFile}${+entry.isDirectory}${entry.name}`).sort(),
+    );
+    return { key, entries: () => entries.map((entry) => ({ ...entry })) };
+  },
+  sameIdentities(dir, names, identities) {
+    const out = newIdentity();
+    return names.every((name, index) =>
+      denoIdentityFs.identify(`${dir}/${name}`, out) &&
+      sameIdentity(
+        out,
+        Array.prototype.slice.call(
+          identities,
+          index * IDENTITY_LENGTH,
+          (index + 1) * IDENTITY_LENGTH,
+        ),
+      )
+    );
+  },
   identify(path, out) {
     try {
       return fromInfo(Deno.statSync(path), out);

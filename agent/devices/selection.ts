@@ -22,8 +22,15 @@
 
 import { isUnitName } from "../config/fields.ts";
 import type { DevicePath } from "../kernel/kernel.ts";
-import { type BoundedRead, type DeviceFs, failed, readBounded } from "./device_fs.ts";
-import { type FileIdentity, type IdentityFs, newIdentity } from "./file_identity.ts";
+import {
+  type BoundedRead,
+  type DeviceFs,
+  type DirEntry,
+  failed,
+  type FsFailure,
+  readBounded,
+} from "./device_fs.ts";
+import { type FileIdentity, type IdentityFs, type Listing, newIdentity } from "./file_identity.ts";
 import type { CachedOutcome, CacheKey, SelectionCache } from "./selection_cache.ts";
 import { type DeviceProblem, SelectionError } from "./devices_error.ts";
 import { SysfsResolver } from "./sysfs_resolver.ts";
@@ -176,14 +183,31 @@ export function selectDevices(options: SelectOptions): Selection {
     warnings: [],
     errors: [],
   };
-  const ids = listIndex(fs, index, selection);
+  // With a cache (and a DeviceFs that tells file identities), an unchanged tag index
+  // whose data files are all unchanged gives the selection remembered; otherwise a
+  // device whose data file is unchanged takes the outcome remembered for it.
+  const identities = options.cache ? fs.identity : undefined;
+  const cache = identities ? options.cache : undefined;
+  let listing: Listing | FsFailure | undefined;
+  if (cache) {
+    listing = identities!.list(index, MAX_TAGGED);
+    if (!failed(listing)) {
+      const known = cache.unchanged(listing.key, identities!, `${udevDb}/data`);
+      if (known !== undefined) return { ...selection, ...known };
+    }
+  }
+  const ids = listIndex(
+    listing === undefined
+      ? fs.readDir(index, MAX_TAGGED)
+      : failed(listing)
+      ? listing
+      : listing.entries(),
+    index,
+    selection,
+  );
   const resolver = new SysfsResolver(fs, sysfs);
   const buffer = new Uint8Array(MAX_DATA_BYTES + 1);
   const keep = new Set([UNIT_PROPERTY, "INTERFACE", ...Object.keys(match)]);
-  // With a cache (and a DeviceFs that tells file identities), a device whose data
-  // file is unchanged since an earlier run takes the outcome remembered then.
-  const identities = options.cache ? fs.identity : undefined;
-  const cache = identities ? options.cache : undefined;
   const identity = newIdentity();
   for (const name of ids) {
     const file = `${udevDb}/data/${name}`;
@@ -198,7 +222,7 @@ export function selectDevices(options: SelectOptions): Selection {
     }
     const outcome = evaluate(name, file);
     if (outcome === undefined) cache?.skip();
-    else cache?.remember(name, identity, outcome);
+    else cache?.remember(name, identity);
   }
 
   /**
@@ -319,11 +343,17 @@ export function selectDevices(options: SelectOptions): Selection {
   if (below.size > 0) { for (const device of selection.devices) below.delete(device.path); }
   selection.ancestors = [...below].map(([path, count]) => ({ path, below: count }))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  if (cache && listing !== undefined && !failed(listing)) {
+    cache.finish(selection, listing.key, ids.length);
+  }
   return selection;
 }
 
-function listIndex(fs: DeviceFs, index: string, selection: Selection): string[] {
-  const entries = fs.readDir(index, MAX_TAGGED);
+function listIndex(
+  entries: DirEntry[] | FsFailure,
+  index: string,
+  selection: Selection,
+): string[] {
   if (failed(entries)) {
     // No device ever had the tag: an empty selection.
     if (entries.errno === "ENOENT") return [];

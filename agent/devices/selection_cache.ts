@@ -5,6 +5,8 @@
  * (selected or passed over, the device path and unit) instead of reading and
  * parsing the file, following its sysfs link and checking the directories on the
  * way: one statx instead of five system calls and most of the selection's work.
+ * When the tag index lists exactly what it listed then, and every data file is
+ * unchanged, the whole selection is the one remembered.
  *
  * Only clean outcomes are remembered: errors and warnings (malformed data, a
  * missing data file, a link that cannot be followed) are worked out afresh on
@@ -24,22 +26,29 @@
 
 import type { FileSystem } from "../host/mod.ts";
 import type { DevicePath } from "../kernel/kernel.ts";
-import { type FileIdentity, IDENTITY_LENGTH, isSettled, SETTLE_MS } from "./file_identity.ts";
+import {
+  type FileIdentity,
+  IDENTITY_LENGTH,
+  type IdentityFs,
+  isSettled,
+  SETTLE_MS,
+} from "./file_identity.ts";
+import type { PassedOver, SelectedAncestor, SelectedDevice, Selection } from "./selection.ts";
 import { isDevicePath } from "./sysfs_path.ts";
 
 /** The cache's file name below the runtime directory. */
 export const SELECTION_CACHE_FILE = "devices-selection.cache";
-const FORMAT = 1;
-/** A cache larger than this is not read (1,000,000 devices take about 150 MB). */
-const MAX_CACHE_BYTES = 256 * 1024 * 1024;
+const FORMAT = 2;
+/** A cache larger than this is not read (1,000,000 devices take about 300 MB). */
+const MAX_CACHE_BYTES = 512 * 1024 * 1024;
 
 /** What a selection worked out for one tagged device from one version of its data file. */
 export interface CachedOutcome {
   /** The device below `<sysfs>/devices`. */
   path: DevicePath;
-  /** `LIVEUPDATE_UNIT`, when the rules set one. */
+  /** `LIVEUPDATE_UNIT`, when the rules set one (else undefined). */
   unit?: string;
-  /** Why the device is passed over; absent when it is selected. */
+  /** Why the device is passed over; undefined when it is selected. */
   reason?: string;
 }
 
@@ -49,7 +58,7 @@ export interface CacheKey {
   sysfs: string;
   tag: string;
   match: Readonly<Record<string, string>>;
-  /** The version of the selection's rules (selection.ts), bumped when outcomes would change. */
+  /** The version of the selection's rules (selection.ts), changed when outcomes would change. */
   rules: string;
 }
 
@@ -61,51 +70,88 @@ export interface CacheClock {
   settleMs?: number;
 }
 
-/** One device: id, the 9 identity numbers, path, unit (or null), reason (or null). */
-type Row = (string | number | null)[];
-const PATH = 1 + IDENTITY_LENGTH;
-const UNIT = PATH + 1;
-const REASON = UNIT + 1;
-const ROW_LENGTH = REASON + 1;
+/** The devices of a selection, as the cache keeps them. */
+type Parts = Pick<Selection, "devices" | "passedOver" | "ancestors">;
+
+/** The cache file's document. */
+interface Document {
+  format: number;
+  key: unknown;
+  /** Tagged devices with a remembered outcome (their data file settled when read). */
+  ids: string[];
+  /** Their data files' identities, IDENTITY_LENGTH numbers each. */
+  identities: number[];
+  /** The selection they were worked out in (errors and warnings left out). */
+  selection: Parts;
+  /**
+   * The tag index's listing key when that selection was complete: every listed
+   * device remembered, no error, no warning. Else null.
+   */
+  listing: string | null;
+}
 
 function keyText(key: CacheKey): string {
   const match = Object.fromEntries(Object.entries(key.match).sort(([a], [b]) => (a < b ? -1 : 1)));
   return JSON.stringify({ ...key, match });
 }
 
-function validRow(row: unknown): row is Row {
-  if (!Array.isArray(row) || row.length !== ROW_LENGTH || typeof row[0] !== "string") {
+const isString = (value: unknown): value is string => typeof value === "string";
+const isOptionalString = (value: unknown) => value === undefined || typeof value === "string";
+
+/** Whether `parts` has the selection's shape, with clean device paths. Cheap on purpose. */
+function validParts(parts: unknown): parts is Parts {
+  const { devices, passedOver, ancestors } = (parts ?? {}) as Record<string, unknown>;
+  if (!Array.isArray(devices) || !Array.isArray(passedOver) || !Array.isArray(ancestors)) {
     return false;
   }
-  for (let i = 1; i <= IDENTITY_LENGTH; i++) {
-    if (typeof row[i] !== "number" || !Number.isFinite(row[i])) return false;
+  for (const device of devices as SelectedDevice[]) {
+    if (
+      typeof device !== "object" || device === null || !isString(device.id) ||
+      !isString(device.path) || !isDevicePath(device.path) || !isOptionalString(device.unit) ||
+      !Array.isArray(device.ancestors) || !device.ancestors.every(isString)
+    ) return false;
   }
-  return typeof row[PATH] === "string" && isDevicePath(row[PATH]) &&
-    (row[UNIT] === null || typeof row[UNIT] === "string") &&
-    (row[REASON] === null || typeof row[REASON] === "string");
+  for (const over of passedOver as PassedOver[]) {
+    if (
+      typeof over !== "object" || over === null || !isString(over.id) || !isString(over.reason) ||
+      !isOptionalString(over.unit) ||
+      !(over.path === undefined || (isString(over.path) && isDevicePath(over.path)))
+    ) return false;
+  }
+  return (ancestors as SelectedAncestor[]).every((ancestor) =>
+    typeof ancestor === "object" && ancestor !== null && isString(ancestor.path) &&
+    typeof ancestor.below === "number"
+  );
 }
 
 /**
- * The outcomes of one selection run, with those remembered from earlier runs. A
- * selection asks {@link lookup} for each tagged device whose data file still has
- * the identity remembered, and tells {@link remember} what it worked out for the
- * others; afterwards {@link changed} says whether the cache is worth saving.
+ * The outcomes of one selection run, with those remembered from earlier runs.
+ * A selection first asks {@link unchanged} whether the whole remembered selection
+ * still holds; otherwise it asks {@link lookup} for each tagged device whose data
+ * file still has the identity remembered, tells {@link remember} about the others,
+ * and hands the result to {@link finish}; {@link changed} then says whether the
+ * cache is worth saving.
  */
 export class SelectionCache {
   /** When the run started, in milliseconds since the epoch, on the clock that stamps files. */
   readonly startedMs: number;
   readonly #settleMs: number;
-  /** Lookups answered from the cache in this run. */
+  /** Devices whose outcome came from the cache in this run. */
   hits = 0;
-  /** Outcomes worked out afresh in this run (and remembered when settled). */
+  /** Devices worked out afresh in this run. */
   misses = 0;
   readonly #key: string;
-  readonly #loaded: Map<string, Row>;
-  readonly #next = new Map<string, Row>();
-  #added = false;
+  readonly #loaded: Document | undefined;
+  /** Position of each loaded id (built when first needed). */
+  #index: Map<string, number> | undefined;
+  /** Loaded outcomes by id (built when first needed). */
+  #outcomes: Map<string, CachedOutcome> | undefined;
+  readonly #nextIds: string[] = [];
+  readonly #nextIdentities: number[] = [];
+  #next: Document | undefined;
 
   /** An empty cache for `key`, for a run started at `clock.startedMs`. */
-  constructor(key: CacheKey, clock: CacheClock, loaded: Map<string, Row> = new Map()) {
+  constructor(key: CacheKey, clock: CacheClock, loaded?: Document) {
     this.#key = keyText(key);
     this.startedMs = clock.startedMs;
     this.#settleMs = clock.settleMs ?? SETTLE_MS;
@@ -121,7 +167,7 @@ export class SelectionCache {
     key: CacheKey,
     clock: CacheClock,
   ): SelectionCache | { problem: string } {
-    let document: { format?: unknown; key?: unknown; devices?: unknown };
+    let document: Document;
     try {
       document = JSON.parse(text);
     } catch (error) {
@@ -133,54 +179,91 @@ export class SelectionCache {
     if (JSON.stringify(document.key) !== keyText(key)) {
       return { problem: "it was made for other paths, another tag or filter, or other rules" };
     }
-    if (!Array.isArray(document.devices)) return { problem: 'it has no "devices" list' };
-    const loaded = new Map<string, Row>();
-    for (const row of document.devices) {
-      if (!validRow(row)) return { problem: "an entry is malformed" };
-      loaded.set(row[0] as string, row);
+    const { ids, identities, listing } = document;
+    if (
+      !Array.isArray(ids) || !ids.every(isString) || !Array.isArray(identities) ||
+      identities.length !== ids.length * IDENTITY_LENGTH ||
+      !identities.every((number) => typeof number === "number") ||
+      !(listing === null || isString(listing)) || !validParts(document.selection)
+    ) {
+      return { problem: "its contents are malformed" };
     }
-    return new SelectionCache(key, clock, loaded);
+    return new SelectionCache(key, clock, document);
+  }
+
+  /**
+   * The remembered selection's devices, if the tag index lists exactly what it
+   * listed then (`listing`, its key) and every data file in `dataDir` is unchanged;
+   * kept for the next run as it is.
+   */
+  unchanged(listing: string, identities: IdentityFs, dataDir: string): Parts | undefined {
+    const loaded = this.#loaded;
+    if (loaded?.listing !== listing) return undefined;
+    if (!identities.sameIdentities(dataDir, loaded.ids, loaded.identities)) return undefined;
+    this.hits = loaded.ids.length;
+    this.#next = loaded;
+    return loaded.selection;
   }
 
   /** Whether the cache remembers anything for `id` (worth looking at its data file). */
   has(id: string): boolean {
-    return this.#loaded.has(id);
+    return this.#indexOf(id) !== undefined;
+  }
+
+  #indexOf(id: string): number | undefined {
+    if (this.#loaded === undefined) return undefined;
+    if (this.#index === undefined) {
+      this.#index = new Map();
+      this.#loaded.ids.forEach((known, index) => this.#index!.set(known, index));
+    }
+    return this.#index.get(id);
   }
 
   /**
-   * The outcome remembered for `id`, if its data file still has `identity` (and the
-   * version was settled when it was read); it is kept for the next run.
+   * The outcome remembered for `id`, if its data file still has `identity`; it is
+   * kept for the next run.
    */
   lookup(id: string, identity: FileIdentity): CachedOutcome | undefined {
-    const row = this.#loaded.get(id);
-    if (row === undefined) return undefined;
-    for (let i = 0; i < IDENTITY_LENGTH; i++) if (row[i + 1] !== identity[i]) return undefined;
-    this.#next.set(id, row);
+    const index = this.#indexOf(id);
+    if (index === undefined) return undefined;
+    const known = this.#loaded!.identities;
+    const at = index * IDENTITY_LENGTH;
+    for (let i = 0; i < IDENTITY_LENGTH; i++) if (known[at + i] !== identity[i]) return undefined;
+    const outcome = this.#outcomeOf(id);
+    if (outcome === undefined) return undefined;
+    this.#keep(id, identity);
     this.hits++;
-    return {
-      path: row[PATH] as string,
-      unit: (row[UNIT] as string | null) ?? undefined,
-      reason: (row[REASON] as string | null) ?? undefined,
-    };
+    return outcome;
+  }
+
+  #outcomeOf(id: string): CachedOutcome | undefined {
+    if (this.#outcomes === undefined) {
+      const outcomes = new Map<string, CachedOutcome>();
+      const { devices, passedOver } = this.#loaded!.selection;
+      for (const { id, path, unit } of devices) outcomes.set(id, { path, unit, reason: undefined });
+      for (const { id, path, unit, reason } of passedOver) {
+        if (path !== undefined) outcomes.set(id, { path, unit, reason });
+      }
+      this.#outcomes = outcomes;
+    }
+    return this.#outcomes.get(id);
+  }
+
+  #keep(id: string, identity: ArrayLike<number>): void {
+    this.#nextIds.push(id);
+    for (let i = 0; i < IDENTITY_LENGTH; i++) this.#nextIdentities.push(identity[i]!);
   }
 
   /**
-   * Remembers what the selection worked out for `id` from the version of its data
-   * file with `identity` (taken before it was read). A version that changed shortly
-   * before the run is not remembered (see {@link isSettled}), nor one whose
-   * identity is unknown (NaN).
+   * Remembers that the outcome for `id` (in the selection {@link finish} gets) was
+   * worked out from the version of its data file with `identity` (taken before it
+   * was read). A version that changed shortly before the run is not remembered (see
+   * {@link isSettled}), nor one whose identity is unknown (NaN).
    */
-  remember(id: string, identity: FileIdentity, outcome: CachedOutcome): void {
+  remember(id: string, identity: FileIdentity): void {
     this.misses++;
     if (Number.isNaN(identity[0]) || !isSettled(identity, this.startedMs, this.#settleMs)) return;
-    const row: Row = new Array(ROW_LENGTH);
-    row[0] = id;
-    for (let i = 0; i < IDENTITY_LENGTH; i++) row[i + 1] = identity[i]!;
-    row[PATH] = outcome.path;
-    row[UNIT] = outcome.unit ?? null;
-    row[REASON] = outcome.reason ?? null;
-    this.#next.set(id, row);
-    this.#added = true;
+    this.#keep(id, identity);
   }
 
   /** Counts a device worked out afresh and not remembered (an error, a warning). */
@@ -188,16 +271,44 @@ export class SelectionCache {
     this.misses++;
   }
 
-  /** Whether the cache for the next run differs from the one loaded. */
-  get changed(): boolean {
-    return this.#added || this.#next.size !== this.#loaded.size;
+  /**
+   * Takes the run's `selection` (of the `listed` entries of the tag index whose
+   * listing key is `listing`) for the next run.
+   */
+  finish(selection: Selection, listing: string, listed: number): void {
+    const complete = selection.errors.length === 0 && selection.warnings.length === 0 &&
+      this.#nextIds.length === listed;
+    this.#next = {
+      format: FORMAT,
+      key: undefined,
+      ids: this.#nextIds,
+      identities: this.#nextIdentities,
+      selection: {
+        devices: selection.devices,
+        passedOver: selection.passedOver,
+        ancestors: selection.ancestors,
+      },
+      listing: complete ? listing : null,
+    };
   }
 
-  /** The cache for the next run: what this run looked up or remembered. */
+  /** Whether the cache for the next run differs from the one loaded. */
+  get changed(): boolean {
+    return this.#next !== undefined && this.#next !== this.#loaded;
+  }
+
+  /** The cache for the next run. */
   toText(): string {
-    const rows = [...this.#next.values()].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
-    const lines = rows.map((row) => JSON.stringify(row));
-    return `{"format":${FORMAT},"key":${this.#key},"devices":[\n${lines.join(",\n")}\n]}\n`;
+    const next = this.#next ?? {
+      format: FORMAT,
+      ids: [],
+      identities: [],
+      selection: { devices: [], passedOver: [], ancestors: [] },
+      listing: null,
+    };
+    return `{"format":${FORMAT},"key":${this.#key},` +
+      `"ids":${JSON.stringify(next.ids)},"identities":${JSON.stringify(next.identities)},` +
+      `"selection":${JSON.stringify(next.selection)},"listing":${JSON.stringify(next.listing)}}\n`;
   }
 }
 

@@ -124,6 +124,8 @@ Deno.test("selection cache: data files udev replaced, changed, removed or added 
     );
     assert.deepEqual(second.selection.passedOver.map((over) => over.path), [FIRST], name);
     assert.match(second.selection.warnings[0]!.message, /\+pci:0000:01:02.1" does not exist/);
+    assert.match(second.text, /"listing":null/, `${name}: with a warning, never taken whole`);
+    assert.equal(run(fixture, fs, second.text).cache.hits, 4, `${name}: but device by device`);
     // Restore for the next DeviceFs.
     await Deno.writeTextFile(
       `${fixture.udev}/data/+pci:0000:01:02.1`,
@@ -199,15 +201,18 @@ Deno.test("selection cache: made for another tag, filter or format, or tampered 
     const problems = [
       "",
       "{",
-      text.replace('"format":1', '"format":2'),
-      text.replace(`"${FIRST}"`, '"../../etc"'),
-      text.replace(/,"vm-0.service",/, ",42,"),
-      text.replace(/\["\+pci:0000:01:00.0",\d+/, '["+pci:0000:01:00.0","x"'),
+      text.replace('"format":2', '"format":1'),
+      text.replace(`"path":"${FIRST}"`, '"path":"../../etc"'),
+      text.replace('"unit":"vm-0.service"', '"unit":42'),
+      text.replace(/"identities":\[\d+/, '"identities":["x"'),
+      text.replace(/"identities":\[\d+,/, '"identities":['),
+      text.replace(/"ids":\["[^"]*",/, '"ids":['),
+      text.replace('"ancestors":[', '"ancestors":[1,'),
     ].map((bad) => SelectionCache.parse(bad, key, LATER));
-    for (const problem of problems) {
-      assert.ok("problem" in problem, `${name}: ${JSON.stringify(problem)}`);
+    for (const [index, bad] of problems.entries()) {
+      assert.ok("problem" in bad, `${name}: tampered text ${index} is refused`);
     }
-    // A row whose identity no longer matches is simply a miss.
+    // A device whose identity no longer matches is simply a miss.
     const parsed = SelectionCache.parse(text, key, LATER);
     assert.ok(!("problem" in parsed));
     assert.equal(parsed.lookup("+pci:0000:01:00.0", newIdentity()), undefined);
@@ -221,12 +226,12 @@ Deno.test("selection cache: a data file changed just before the run is not remem
     // The fixture was written moments ago: within the settling time of a run starting now.
     const first = run(fixture, fs, undefined, { startedMs: Date.now() });
     assert.equal(first.cache.misses, 4, name);
-    assert.equal(first.cache.changed, false, `${name}: nothing worth saving`);
+    assert.match(first.text, /"ids":\[\],.*"listing":null/s, `${name}: nothing remembered`);
     const second = run(fixture, fs, first.text);
     assert.equal(second.cache.hits, 0, `${name}: read afresh`);
     assert.deepEqual(second.selection, plain(fixture, fs), name);
     // No start time (no place for a cache): nothing is remembered either.
-    assert.equal(run(fixture, fs, undefined, { startedMs: NaN }).cache.changed, false, name);
+    assert.match(run(fixture, fs, undefined, { startedMs: NaN }).text, /"ids":\[\],/, name);
   });
 });
 
