@@ -34,7 +34,7 @@ import {
   suspectsFor,
 } from "./explain.ts";
 import type { Owned, OwnedDevice, OwnershipStore } from "./ownership.ts";
-import { assertUsable, type SelectedDevice, type Selection } from "./selection.ts";
+import { assertUsable, type Selection } from "./selection.ts";
 import type { DeviceIdentity } from "./sysfs_resolver.ts";
 
 /** One change of a device's `requested` flag. */
@@ -120,7 +120,9 @@ interface Planned {
 }
 
 function ownedList(owned: Owned): DeviceUndo["ownedBefore"] {
-  return [...owned].map(([path, device]) => ({ path, ...device }));
+  const list: DeviceUndo["ownedBefore"] = [];
+  owned.forEach(({ id, unit }, path) => list.push(unit ? { path, id, unit } : { path, id }));
+  return list;
 }
 
 function errnoOf(error: unknown): string | undefined {
@@ -246,10 +248,13 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   const state = await kernel.state();
 
   // 1. Read what the kernel has now: selected devices, then every other device that matters.
-  const selected = new Map<DevicePath, SelectedDevice>();
-  for (const device of selection.devices) selected.set(device.path, device);
+  const { devices } = selection;
+  const selected = new Set<DevicePath>();
+  for (let index = 0; index < devices.length; index++) selected.add(devices[index]!.path);
   const others = new Map<DevicePath, string | undefined>();
-  for (const [path, device] of owned) if (!selected.has(path)) others.set(path, device.id);
+  owned.forEach((device, path) => {
+    if (!selected.has(path)) others.set(path, device.id);
+  });
   for (const over of selection.passedOver) {
     if (over.path !== undefined && !selected.has(over.path)) others.set(over.path, over.id);
   }
@@ -258,7 +263,8 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   }
   // Selected devices may be requested (1) and others cleared (0): the kernel may keep
   // the files it reads open for that write (closed in any case below).
-  const selectedPaths = selection.devices.map((device) => device.path);
+  const selectedPaths: DevicePath[] = new Array(devices.length);
+  for (let index = 0; index < devices.length; index++) selectedPaths[index] = devices[index]!.path;
   const otherPaths = [...others.keys()];
   const writing = !dryRun && state === "normal";
   const selectedRead = await readRequested(kernel, selectedPaths, writing ? true : undefined);
@@ -301,11 +307,13 @@ async function reconcileRead(
   const { owned, state, others, selectedRead, otherPaths, otherRead } = reading;
   const refusals: Refusal[] = [];
   const requestedNow = new Map<DevicePath, boolean>();
-  selectedRead.flags.forEach((flag, index) => {
-    const device = selection.devices[index]!;
+  const { devices } = selection;
+  for (let index = 0; index < devices.length; index++) {
+    const flag = selectedRead.flags[index];
+    const device = devices[index]!;
     if (typeof flag === "boolean") requestedNow.set(device.path, flag);
     else refusals.push(readRefusal(flag, device.path, device.id));
-  });
+  }
   const gone = new Set<DevicePath>();
   const otherIndex = new Map<DevicePath, number>();
   otherRead.flags.forEach((flag, index) => {
@@ -320,10 +328,11 @@ async function reconcileRead(
   // 2. Plan.
   const plan: Planned[] = [];
   const alreadyRequested: DevicePath[] = [];
-  selection.devices.forEach((device, index) => {
+  for (let index = 0; index < devices.length; index++) {
+    const device = devices[index]!;
     if (requestedNow.get(device.path)) alreadyRequested.push(device.path);
     else plan.push({ path: device.path, id: device.id, to: true, reason: "selected", index });
-  });
+  }
   const foreign: ForeignRequest[] = [];
   const forgotten: DevicePath[] = [];
   for (const [path, id] of others) {
@@ -351,7 +360,8 @@ async function reconcileRead(
   }
   // Record the agent's own requests; refresh id and unit of devices it already owns. A
   // SelectedDevice is an OwnedDevice (id, unit) too: no copy per device.
-  for (const device of selection.devices) {
+  for (let index = 0; index < devices.length; index++) {
+    const device = devices[index]!;
     const known = owned.get(device.path);
     if (
       known ? known.id === device.id && known.unit === device.unit : requestedNow.get(device.path)
@@ -488,11 +498,12 @@ async function reconcileRead(
 
 function sameOwned(a: Owned, b: Owned): boolean {
   if (a.size !== b.size) return false;
-  for (const [path, device] of a) {
+  let same = true;
+  a.forEach((device, path) => {
     const other = b.get(path);
-    if (!other || other.id !== device.id || other.unit !== device.unit) return false;
-  }
-  return true;
+    if (!other || other.id !== device.id || other.unit !== device.unit) same = false;
+  });
+  return same;
 }
 
 function readRefusal(error: unknown, path: DevicePath, id: string | undefined): Refusal {

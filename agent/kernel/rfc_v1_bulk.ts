@@ -86,10 +86,6 @@ function fileOf(devicesDir: string, device: string): string {
  */
 const CLEAN_PATH = /^(?:(?!\.\.?(?:\/|$))[^/\0\n]+)(?:\/(?!\.\.?(?:\/|$))[^/\0\n]+)*$/;
 
-function devicePath(device: DevicePath): DevicePath {
-  return device.length <= 4096 && CLEAN_PATH.test(device) ? device : checkDevicePath(device);
-}
-
 /** An error shaped like Deno's, so {@link kernelFailure} reads its errno. */
 function osError(errno: string, call: string, file: string): Error {
   return Object.assign(new Error(`${errno}: ${call} ${file}`), { code: errno });
@@ -140,8 +136,9 @@ class FlagFiles {
 
   /** The device path, or the KernelError refusing it. */
   check(device: DevicePath, operation: KernelOperation): KernelError | undefined {
+    if (device.length <= PATH_MAX && CLEAN_PATH.test(device)) return undefined;
     try {
-      devicePath(device);
+      checkDevicePath(device);
       return undefined;
     } catch (error) {
       return refusedPath(device, this.file(device), operation, error);
@@ -169,7 +166,13 @@ class FlagFiles {
 
   /** Reads the flag at offset 0 of `fd`: the flag, or the KernelError. */
   read(fd: number, device: DevicePath): boolean | KernelError {
-    const count = Number(this.#libc.symbols.pread(fd, this.#buffer, READ_SIZE, 0n));
+    const buffer = this.#buffer;
+    const count = Number(this.#libc.symbols.pread(fd, buffer, READ_SIZE, 0n));
+    // The kernel's answer, compared as bytes; anything else is parsed (and explained).
+    if (count === 2 && buffer[1] === NEWLINE) {
+      if (buffer[0] === DIGIT_ONE) return true;
+      if (buffer[0] === DIGIT_ZERO) return false;
+    }
     if (count < 0) return this.failure(device, this.errno(), "read", "read");
     try {
       return flagOf(this.#buffer, count, this.#devicesDir, device);
