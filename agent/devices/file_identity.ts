@@ -217,25 +217,32 @@ export function libcIdentityFs(libc: Libc): IdentityFs {
       const chunks: Uint8Array<ArrayBuffer>[] = [];
       let key = "";
       let count = 0;
+      let total = 0;
       try {
         for (;;) {
+          // The kernel leaves the padding after each name as it was: zeroed, it is the same
+          // every time, and equal bytes mean equal entries.
+          dents.fill(0);
           const length = Number(getdents64(fd, dents, BigInt(DENTS_SIZE)));
           if (length < 0) return { errno: errnoName(libc.errno()) };
           if (length === 0) break;
           const chunk = dents.slice(0, length);
           chunks.push(chunk);
-          // The raw entries (inode, offset, type, name): equal bytes, equal entries.
+          // The raw entries (inode, offset, type, name).
           key += chunk.toBase64();
-          for (
-            let offset = 0;
-            offset < length;
-            offset += dents[offset + 16]! | dents[offset + 17]! << 8
-          ) {
-            if (++count > limit + 2) return { errno: "E2BIG" }; // "." and ".." are entries too
-          }
+          total += length;
+          // An entry takes 24 to 280 bytes ("." and ".." are entries too).
+          if (total > (limit + 2) * 280) return { errno: "E2BIG" };
         }
       } finally {
         close(fd);
+      }
+      if (total >= (limit + 2) * 24) {
+        for (const chunk of chunks) {
+          for (let offset = 0; offset < chunk.length; offset += reclen(chunk, offset)) {
+            if (++count > limit + 2) return { errno: "E2BIG" };
+          }
+        }
       }
       let entries: DirEntry[] | undefined;
       return {
@@ -358,4 +365,9 @@ function errnoOfError(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "ENOENT";
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : "EIO";
+}
+
+/** The length of the dirent at `offset` (d_reclen). */
+function reclen(chunk: Uint8Array, offset: number): number {
+  return chunk[offset + 16]! | chunk[offset + 17]! << 8;
 }

@@ -34,7 +34,7 @@ import { type FileIdentity, type IdentityFs, type Listing, newIdentity } from ".
 import type { CachedOutcome, CacheKey, SelectionCache } from "./selection_cache.ts";
 import { type DeviceProblem, SelectionError } from "./devices_error.ts";
 import { SysfsResolver } from "./sysfs_resolver.ts";
-import { isUdevDataProblem, parseUdevData, type UdevRecord } from "./udev_data.ts";
+import { isUdevDataProblem, type UdevFacts, udevFacts } from "./udev_data.ts";
 import { parseUdevId } from "./udev_id.ts";
 
 /** The largest udev data file the agent reads (udev writes a few kilobytes). */
@@ -150,7 +150,7 @@ function passedOver(
 }
 
 function matchProblem(
-  record: UdevRecord,
+  record: UdevFacts,
   match: Readonly<Record<string, string>>,
 ): string | undefined {
   for (const [key, wanted] of Object.entries(match)) {
@@ -266,7 +266,7 @@ export function selectDevices(options: SelectOptions): Selection {
       });
       return undefined;
     }
-    const record = parseUdevData(read.bytes, keep);
+    const record = udevFacts(read.bytes, tag, keep);
     if (isUdevDataProblem(record)) {
       const where = record.line > 0 ? ` line ${record.line}` : "";
       selection.errors.push({
@@ -279,7 +279,7 @@ export function selectDevices(options: SelectOptions): Selection {
     }
     const unit = record.properties.get(UNIT_PROPERTY) || undefined;
     let reason: string | undefined;
-    if (!record.currentTags.has(tag)) {
+    if (!record.tagged) {
       reason = `no rule sets the tag "${tag}" now (udev keeps it in the index until the ` +
         "device is removed)";
     } else {

@@ -95,33 +95,48 @@ function keyText(key: CacheKey): string {
   return JSON.stringify({ ...key, match });
 }
 
-const isString = (value: unknown): value is string => typeof value === "string";
-const isOptionalString = (value: unknown) => value === undefined || typeof value === "string";
-
 /** Whether `parts` has the selection's shape, with clean device paths. Cheap on purpose. */
 function validParts(parts: unknown): parts is Parts {
   const { devices, passedOver, ancestors } = (parts ?? {}) as Record<string, unknown>;
   if (!Array.isArray(devices) || !Array.isArray(passedOver) || !Array.isArray(ancestors)) {
     return false;
   }
-  for (const device of devices as SelectedDevice[]) {
+  for (let index = 0; index < devices.length; index++) {
+    const device = devices[index] as SelectedDevice;
     if (
-      typeof device !== "object" || device === null || !isString(device.id) ||
-      !isString(device.path) || !isDevicePath(device.path) || !isOptionalString(device.unit) ||
-      !Array.isArray(device.ancestors) || !device.ancestors.every(isString)
+      typeof device !== "object" || device === null || typeof device.id !== "string" ||
+      typeof device.path !== "string" || !isDevicePath(device.path) ||
+      !(device.unit === undefined || typeof device.unit === "string") ||
+      !Array.isArray(device.ancestors)
+    ) return false;
+    const above = device.ancestors;
+    for (let at = 0; at < above.length; at++) if (typeof above[at] !== "string") return false;
+  }
+  for (let index = 0; index < passedOver.length; index++) {
+    const over = passedOver[index] as PassedOver;
+    if (
+      typeof over !== "object" || over === null || typeof over.id !== "string" ||
+      typeof over.reason !== "string" ||
+      !(over.unit === undefined || typeof over.unit === "string") ||
+      !(over.path === undefined || (typeof over.path === "string" && isDevicePath(over.path)))
     ) return false;
   }
-  for (const over of passedOver as PassedOver[]) {
+  for (let index = 0; index < ancestors.length; index++) {
+    const ancestor = ancestors[index] as SelectedAncestor;
     if (
-      typeof over !== "object" || over === null || !isString(over.id) || !isString(over.reason) ||
-      !isOptionalString(over.unit) ||
-      !(over.path === undefined || (isString(over.path) && isDevicePath(over.path)))
+      typeof ancestor !== "object" || ancestor === null || typeof ancestor.path !== "string" ||
+      typeof ancestor.below !== "number"
     ) return false;
   }
-  return (ancestors as SelectedAncestor[]).every((ancestor) =>
-    typeof ancestor === "object" && ancestor !== null && isString(ancestor.path) &&
-    typeof ancestor.below === "number"
-  );
+  return true;
+}
+
+/** Whether every entry of `items` is a string (`numbers`: a number). */
+function allOf(items: unknown[], type: "string" | "number"): boolean {
+  for (let index = 0; index < items.length; index++) {
+    if (typeof items[index] !== type) return false;
+  }
+  return true;
 }
 
 /**
@@ -181,10 +196,9 @@ export class SelectionCache {
     }
     const { ids, identities, listing } = document;
     if (
-      !Array.isArray(ids) || !ids.every(isString) || !Array.isArray(identities) ||
-      identities.length !== ids.length * IDENTITY_LENGTH ||
-      !identities.every((number) => typeof number === "number") ||
-      !(listing === null || isString(listing)) || !validParts(document.selection)
+      !Array.isArray(ids) || !allOf(ids, "string") || !Array.isArray(identities) ||
+      identities.length !== ids.length * IDENTITY_LENGTH || !allOf(identities, "number") ||
+      !(listing === null || typeof listing === "string") || !validParts(document.selection)
     ) {
       return { problem: "its contents are malformed" };
     }
