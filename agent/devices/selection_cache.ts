@@ -313,6 +313,11 @@ export class SelectionCache {
 
   /** The cache for the next run. */
   toText(): string {
+    return [...this.toChunks()].join("");
+  }
+
+  /** The cache for the next run as JSON text, in pieces of about `size` entries (written piecewise). */
+  *toChunks(size = 1000): Generator<string> {
     const next = this.#next ?? {
       format: FORMAT,
       ids: [],
@@ -320,9 +325,32 @@ export class SelectionCache {
       selection: { devices: [], passedOver: [], ancestors: [] },
       listing: null,
     };
-    return `{"format":${FORMAT},"key":${this.#key},` +
-      `"ids":${JSON.stringify(next.ids)},"identities":${JSON.stringify(next.identities)},` +
-      `"selection":${JSON.stringify(next.selection)},"listing":${JSON.stringify(next.listing)}}\n`;
+    const { ids, identities, selection } = next;
+    yield `{"format":${FORMAT},"key":${this.#key},"ids":`;
+    yield* jsonArray(ids, size);
+    yield ',"identities":';
+    yield* jsonArray(identities, size * IDENTITY_LENGTH);
+    yield ',"selection":{"devices":';
+    yield* jsonArray(selection.devices, size);
+    yield ',"passedOver":';
+    yield* jsonArray(selection.passedOver, size);
+    yield ',"ancestors":';
+    yield* jsonArray(selection.ancestors, size);
+    yield `},"listing":${JSON.stringify(next.listing)}}\n`;
+  }
+}
+
+/** `items` as a JSON array, in pieces of `size` items. */
+function* jsonArray(items: readonly unknown[], size: number): Generator<string> {
+  if (items.length === 0) {
+    yield "[]";
+    return;
+  }
+  for (let start = 0; start < items.length; start += size) {
+    const text = JSON.stringify(items.slice(start, start + size));
+    // "[a,b]" pieces joined into one array: drop the inner brackets.
+    yield (start === 0 ? "[" : ",") + text.slice(1, -1) +
+      (start + size >= items.length ? "]" : "");
   }
 }
 
@@ -390,7 +418,16 @@ export function fileSelectionCacheStore(fs: FileSystem, dir: string): SelectionC
       if (temp === undefined) return undefined;
       try {
         if (cache.changed) {
-          await fs.writeTextFile(temp, cache.toText());
+          {
+            using handle = await fs.open(temp, { write: true, truncate: true });
+            const encoder = new TextEncoder();
+            for (const chunk of cache.toChunks()) {
+              const bytes = encoder.encode(chunk);
+              for (let offset = 0; offset < bytes.length;) {
+                offset += await handle.write(bytes.subarray(offset));
+              }
+            }
+          }
           await fs.rename(temp, file);
           return undefined;
         }

@@ -81,6 +81,9 @@ Deno.test("selection cache: a second run takes every outcome from it and reads n
     assert.deepEqual(fs.reads.filter((path) => path.includes("/data/")), [], name);
     assert.equal(second.cache.changed, false, `${name}: nothing to save`);
     assert.equal(second.text, first.text, name);
+    // Written piecewise, the pieces make the same document.
+    assert.equal([...first.cache.toChunks(1)].join(""), first.text, name);
+    assert.deepEqual(JSON.parse(first.text).selection.devices, first.selection.devices, name);
   });
 });
 
