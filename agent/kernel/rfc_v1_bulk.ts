@@ -351,8 +351,9 @@ export function holdRequestedMany(
   stateFile: string,
   devices: readonly DevicePath[],
   value: boolean,
-  maxHeld = MAX_HELD,
+  limit = MAX_HELD,
 ): HeldFlags {
+  let maxHeld = limit;
   const files = new FlagFiles(libc, devicesDir);
   const flags: (boolean | KernelError)[] = new Array(devices.length);
   const held = new Int32Array(devices.length).fill(-1);
@@ -372,7 +373,19 @@ export function holdRequestedMany(
       const refused = files.check(device, "read");
       const fd = refused ? -1 : files.open(device, O_RDWR);
       if (fd < 0) {
-        flags[index] = refused ?? files.readByPath(device);
+        let flag = refused ?? files.readByPath(device);
+        if (
+          !refused && typeof flag !== "boolean" && holding > 0 &&
+          (flag.errno === "EMFILE" || flag.errno === "ENFILE")
+        ) {
+          // Out of file descriptors (a low RLIMIT_NOFILE): give the held files back, hold
+          // no more (their devices are written by path), and read again. (A misread errno
+          // only makes this slower, or the read a refusal: nothing is written wrongly.)
+          close();
+          maxHeld = 0;
+          flag = files.readByPath(device);
+        }
+        flags[index] = flag;
         continue;
       }
       const flag = files.read(fd, device);

@@ -160,3 +160,45 @@ Deno.test("bulk: files held between reading and writing; bounded; every one clos
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("bulk: out of file descriptors, held files are given back and nothing fails", async () => {
+  const root = await Deno.makeTempDir({ prefix: "liveupdate-bulk-" });
+  try {
+    await Deno.mkdir(`${root}/kernel/liveupdate`, { recursive: true });
+    await Deno.writeTextFile(`${root}/kernel/liveupdate/state`, "normal\n");
+    const devices = Array.from({ length: 300 }, (_, i) => `d${i}`);
+    for (const device of devices) {
+      await Deno.mkdir(`${root}/devices/${device}/liveupdate`, { recursive: true });
+      await Deno.writeTextFile(`${root}/devices/${device}/liveupdate/requested`, "0\n");
+    }
+    // A process limited to 200 open files holds (and writes) 300 flags.
+    const script = `
+      import { openLibc } from "${new URL("../host/mod.ts", import.meta.url).href}";
+      import { holdRequestedMany } from "${new URL("./rfc_v1_bulk.ts", import.meta.url).href}";
+      const devices = ${JSON.stringify(devices)};
+      using libc = openLibc();
+      const held = holdRequestedMany(libc, "${root}/devices", "${root}/kernel/liveupdate/state",
+        devices, true);
+      const read = held.flags.filter((flag) => flag === false).length;
+      const written = held.write(devices.map((_, i) => i)).filter((r) => r === null).length;
+      held.close();
+      console.log(JSON.stringify({ read, written }));
+    `;
+    const out = await new Deno.Command("prlimit", {
+      args: ["--nofile=200:200", Deno.execPath(), "eval", "--ext=ts", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, stderr);
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), { read: 300, written: 300 });
+    for (const device of devices) {
+      assert.equal(
+        await Deno.readTextFile(`${root}/devices/${device}/liveupdate/requested`),
+        "1\n",
+      );
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
