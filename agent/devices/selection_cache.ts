@@ -423,8 +423,10 @@ export function fileSelectionCacheStore(fs: FileSystem, dir: string): SelectionC
             const encoder = new TextEncoder();
             for (const chunk of cache.toChunks()) {
               const bytes = encoder.encode(chunk);
+              // Synchronously: on /run this is a copy into the page cache, and a
+              // round trip to Deno's I/O threads per piece would cost more than the copy.
               for (let offset = 0; offset < bytes.length;) {
-                offset += await handle.write(bytes.subarray(offset));
+                offset += handle.writeSync(bytes.subarray(offset));
               }
             }
           }
