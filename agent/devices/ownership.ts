@@ -84,8 +84,9 @@ export function ownedFromJson(text: string): Map<DevicePath, OwnedDevice> | { pr
   }
   if (!Array.isArray(doc.devices)) return { problem: 'it has no "devices" list' };
   const owned = new Map<DevicePath, OwnedDevice>();
-  for (const [index, item] of doc.devices.entries()) {
-    const entry = item as { path?: unknown; id?: unknown; unit?: unknown };
+  const devices = doc.devices as unknown[];
+  for (let index = 0; index < devices.length; index++) {
+    const entry = devices[index] as { path?: unknown; id?: unknown; unit?: unknown };
     if (
       typeof entry !== "object" || entry === null || typeof entry.path !== "string" ||
       !isDevicePath(entry.path) || typeof entry.id !== "string" ||
@@ -95,10 +96,10 @@ export function ownedFromJson(text: string): Map<DevicePath, OwnedDevice> | { pr
         problem: `device entry ${index} is not { path, id, unit? } with a clean device path`,
       };
     }
-    owned.set(entry.path, {
-      id: entry.id,
-      ...(entry.unit !== undefined ? { unit: entry.unit as string } : {}),
-    });
+    owned.set(
+      entry.path,
+      entry.unit === undefined ? { id: entry.id } : { id: entry.id, unit: entry.unit as string },
+    );
   }
   return owned;
 }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { denoIdentityFs } from "./file_identity.ts";
 import { errnoName } from "./errno.ts";
 import type { DirEntry, KernelFs } from "./kernel_fs.ts";
 
@@ -114,4 +115,5 @@ export const denoKernelFs: KernelFs = {
       file.close();
     }
   },
+  identity: denoIdentityFs,
 };

@@ -22,6 +22,8 @@
  * @module
  */
 
+import type { IdentityFs } from "./file_identity.ts";
+
 /** A failed call: the errno name ("ENOENT", "EINVAL"…). */
 export interface FsFailure {
   errno: string;
@@ -81,6 +83,8 @@ export interface KernelFs {
    * become a file.
    */
   write(path: string, bytes: Uint8Array<ArrayBuffer>): number | FsFailure;
+  /** File identities, for the device selection's cache; without them it is not used. */
+  identity?: IdentityFs;
 }
 
 /** Whether `result` is a failure. */

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { libcIdentityFs } from "./file_identity.ts";
 import { errnoName } from "./errno.ts";
 import type { DirEntry, FileStat, FsFailure, KernelFs } from "./kernel_fs.ts";
 import type { Libc } from "./libc.ts";
@@ -210,6 +211,7 @@ export function libcKernelFs(libc: Libc): KernelFs {
       close(fd);
       return failure ?? count;
     },
+    identity: libcIdentityFs(libc),
   };
 }
 

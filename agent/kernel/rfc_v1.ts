@@ -16,6 +16,7 @@ import type {
   DeviceFlags,
   DeviceKernel,
   DevicePath,
+  HeldRequested,
   Kernel,
   KernelFeatures,
   LuoState,
@@ -26,7 +27,7 @@ import type {
 import { KernelError, type KernelOperation } from "./kernel_error.ts";
 import { fsFailureError, kernelFailure } from "./kernel_failure.ts";
 import { readIncomingHandover } from "./kho.ts";
-import { readRequestedMany, setRequestedMany } from "./rfc_v1_bulk.ts";
+import { holdRequestedMany, readRequestedMany, setRequestedMany } from "./rfc_v1_bulk.ts";
 import { watchStateFile } from "./state_watcher.ts";
 
 /** The global directory, relative to sysfs. */
@@ -181,6 +182,21 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
         value,
       ),
     );
+  }
+
+  holdRequestedMany(devices: readonly DevicePath[], value: boolean): Promise<HeldRequested> {
+    const held = holdRequestedMany(
+      this.context.libc(),
+      this.devicesDir,
+      `${this.location}/state`,
+      devices,
+      value,
+    );
+    return Promise.resolve({
+      flags: held.flags,
+      write: (indexes) => Promise.resolve(held.write(indexes)),
+      close: () => held.close(),
+    });
   }
 
   incoming() {
