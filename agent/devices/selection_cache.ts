@@ -134,6 +134,7 @@ function validParts(parts: unknown): parts is Parts {
 /** Whether every entry of `items` is a string (`numbers`: a number). */
 function allOf(items: unknown[], type: "string" | "number"): boolean {
   for (let index = 0; index < items.length; index++) {
+    // deno-lint-ignore valid-typeof -- `type` is one of the typeof names
     if (typeof items[index] !== type) return false;
   }
   return true;

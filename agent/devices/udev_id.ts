@@ -32,6 +32,7 @@ function validName(name: string): boolean {
   return name.length <= MAX_NAME && NAME.test(name) && name !== "." && name !== "..";
 }
 
+// deno-lint-ignore no-control-regex -- control characters are exactly what the name must not hold
 const NAME = /^[^\x00-\x1f\x7f/]+$/;
 
 /**
