@@ -22,6 +22,8 @@ import { fsFailureError, kernelFailure } from "./kernel_failure.ts";
 
 const O_RDONLY = 0;
 const O_RDWR = 2;
+// A FIFO planted where an attribute should be must fail, not block the agent.
+const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 // An attribute holds "0\n" or "1\n"; anything longer is wrong, and 64 bytes tell it.
 const READ_LIMIT = 64;
@@ -64,7 +66,7 @@ function readAttribute(
   buffer: Uint8Array<ArrayBuffer>,
   encode: (path: string) => Uint8Array<ArrayBuffer> = cString,
 ): string | { errno: string; call: string } {
-  const fd = libc.symbols.open(encode(file), O_RDONLY | O_CLOEXEC, 0);
+  const fd = libc.symbols.open(encode(file), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
   if (fd < 0) return { errno: errnoName(libc.errno()), call: "open" };
   try {
     const count = Number(libc.symbols.read(fd, buffer, READ_SIZE));
