@@ -78,9 +78,26 @@ export interface KernelFs {
    * count the kernel accepted, or the failure (the errno of the open or the write:
    * a sysfs attribute answers a refused value with the kernel's errno). Never
    * creates or truncates: a missing attribute fails with ENOENT, it does not
-   * become a file.
+   * become a file. With `options.beneath`, `path` must lie below that directory
+   * and is opened there with no symlink and no `..` on the way (ELOOP, EXDEV
+   * otherwise; see `beneath.ts`).
    */
-  write(path: string, bytes: Uint8Array<ArrayBuffer>): number | FsFailure;
+  write(path: string, bytes: Uint8Array<ArrayBuffer>, options?: WriteOptions): number | FsFailure;
+}
+
+/** Options of {@link KernelFs.write}. */
+export interface WriteOptions {
+  /** A directory `path` must stay below, through real directories only. */
+  beneath?: string;
+}
+
+/**
+ * `path` relative to `beneath` when it lies below it, else undefined
+ * ("/sys/kernel/liveupdate/prepare" below "/sys" is "kernel/liveupdate/prepare").
+ */
+export function relativeBelow(path: string, beneath: string): string | undefined {
+  const root = beneath.endsWith("/") ? beneath : `${beneath}/`;
+  return path.startsWith(root) && path.length > root.length ? path.slice(root.length) : undefined;
 }
 
 /** Whether `result` is a failure. */

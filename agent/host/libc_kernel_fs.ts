@@ -9,7 +9,15 @@
  */
 
 import { errnoName } from "./errno.ts";
-import type { DirEntry, FileStat, FsFailure, KernelFs } from "./kernel_fs.ts";
+import { isPlainRelative, openBeneath } from "./beneath.ts";
+import {
+  type DirEntry,
+  failed,
+  type FileStat,
+  type FsFailure,
+  type KernelFs,
+  relativeBelow,
+} from "./kernel_fs.ts";
 import type { Libc } from "./libc.ts";
 
 const O_RDONLY = 0;
@@ -198,13 +206,29 @@ export function libcKernelFs(libc: Libc): KernelFs {
       if (count >= link.length) return { errno: "ENAMETOOLONG" };
       return decoder.decode(link.subarray(0, count));
     },
-    write(path, bytes) {
-      const name = cPath(path);
-      if (!(name instanceof Uint8Array)) return name;
+    write(path, bytes, options = {}) {
       // No O_CREAT, no O_TRUNC: a missing attribute must fail, not become a file.
       // O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of hanging the open.
-      const fd = open(name, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
-      if (fd < 0) return lastError();
+      const flags = O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+      let fd: number;
+      if (options.beneath !== undefined) {
+        const relative = relativeBelow(path, options.beneath);
+        if (relative === undefined || !isPlainRelative(relative)) return { errno: "EXDEV" };
+        const dir = openBeneath(libc, options.beneath);
+        if (failed(dir)) return dir;
+        try {
+          const opened = dir.open(relative, flags);
+          if (failed(opened)) return opened;
+          fd = opened;
+        } finally {
+          dir.close();
+        }
+      } else {
+        const name = cPath(path);
+        if (!(name instanceof Uint8Array)) return name;
+        fd = open(name, flags, 0);
+        if (fd < 0) return lastError();
+      }
       const count = Number(write(fd, bytes, size(bytes.length)));
       const failure = count < 0 ? lastError() : undefined;
       close(fd);

@@ -42,6 +42,21 @@ const decoder = new TextDecoder();
 /** A sysfs attribute holds at most a page. */
 const ATTRIBUTE_SIZE = 4096;
 
+/** The only files the agent writes below the sysfs root. */
+const WRITABLE = /^(kernel\/liveupdate\/(prepare|finish)|devices\/[^\0]+\/liveupdate\/requested)$/;
+
+/** Throws KernelError unless `file` is one of the live-update files below `sysfs`. */
+export function checkWritable(sysfs: string, file: string, operation: KernelOperation): void {
+  const relative = file.startsWith(`${sysfs}/`) ? file.slice(sysfs.length + 1) : undefined;
+  if (relative === undefined || !WRITABLE.test(relative)) {
+    throw new KernelError(
+      `The agent refuses to write ${file}: below ${sysfs} it writes only ` +
+        "kernel/liveupdate/{prepare,finish} and devices/…/liveupdate/requested.",
+      { file, operation },
+    );
+  }
+}
+
 /**
  * The text of sysfs attribute `file` (one read call: sysfs hands over the whole
  * attribute at once), or the failure as the error Deno would have thrown.
@@ -87,8 +102,12 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
     device?: DevicePath,
   ): Promise<void> {
     // No create, no truncate (KernelFs.write): a missing attribute fails, it does not
-    // become a file.
-    const written = this.context.fs.write(file, encoder.encode(value));
+    // become a file. Only the live-update files, and opened below the sysfs root
+    // through real directories only: a symlink or ".." planted on the way is refused.
+    checkWritable(this.context.sysfs, file, operation);
+    const written = this.context.fs.write(file, encoder.encode(value), {
+      beneath: this.context.sysfs,
+    });
     if (failed(written)) {
       const state = written.errno !== "ENOENT" ? await this.stateIfReadable() : undefined;
       throw kernelFailure(fsFailureError(written.errno, "write", file), {

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { cString, errnoName, type Libc } from "../host/mod.ts";
+import { cString, errnoName, failed, type Libc, openBeneath } from "../host/mod.ts";
 import { parseFlag, parseState } from "./contents.ts";
 import { checkDevicePath } from "./device_path.ts";
 import type { DevicePath, LuoState } from "./kernel.ts";
@@ -130,8 +130,20 @@ export function setRequestedMany(
   const bytes = value ? ONE : ZERO;
   const operation = value ? "request" : "unrequest";
   const failures: { index: number; device: DevicePath; file: string; cause: Error }[] = [];
-  const encode = pathEncoder();
   const readBack = new Uint8Array(READ_LIMIT);
+  // Every flag is opened below <sysfs>/devices through real directories only: a
+  // symlink or ".." planted on the way is refused (ELOOP, EXDEV), never followed.
+  const dir = openBeneath(libc, devicesDir);
+  if (failed(dir)) {
+    return devices.map((device) => {
+      const file = `${devicesDir}/${device}/liveupdate/requested`;
+      return kernelFailure(fsFailureError(dir.errno, "open", devicesDir), {
+        file,
+        operation,
+        device,
+      });
+    });
+  }
   const results: (KernelError | null)[] = devices.map((device, index) => {
     const file = `${devicesDir}/${device}/liveupdate/requested`;
     try {
@@ -144,14 +156,9 @@ export function setRequestedMany(
       });
     }
     // No create, no truncate: a missing attribute must fail, not become a file.
-    const fd = libc.symbols.open(encode(file), O_RDWR | O_CLOEXEC, 0);
-    if (fd < 0) {
-      failures.push({
-        index,
-        device,
-        file,
-        cause: fsFailureError(errnoName(libc.errno()), "open", file),
-      });
+    const fd = dir.open(`${device}/liveupdate/requested`, O_RDWR | O_NONBLOCK);
+    if (failed(fd)) {
+      failures.push({ index, device, file, cause: fsFailureError(fd.errno, "open", file) });
       return null;
     }
     try {
@@ -191,6 +198,7 @@ export function setRequestedMany(
     }
     return null;
   });
+  dir.close();
   if (failures.length > 0) {
     // Read the state once for every message (EINVAL means something else outside "normal").
     let state: LuoState | undefined;
