@@ -20,6 +20,7 @@ import {
 } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
 import type { Command } from "./command.ts";
+import { changesHost, checkControl, processIdentity } from "./control.ts";
 import { COMMANDS } from "./commands.ts";
 import { commandHelp, mainHelp } from "./help.ts";
 import { parseCommandLine } from "./parse.ts";
@@ -104,6 +105,15 @@ export async function runCli(
     global.logFormat ?? loaded.config.log.format,
   );
   try {
+    // Only root or control.group may change anything; nothing is touched before this.
+    if (changesHost(command.name, args.positionals)) {
+      const what = command.name === "fleet" ? "fleet release" : command.name;
+      checkControl(
+        platform.identity ?? processIdentity(platform.libc),
+        loaded.config.control.group,
+        what,
+      );
+    }
     return await command.run({ host, log, loaded, configRoot, platform }, args);
   } catch (error) {
     if (error instanceof AgentError) {
