@@ -80,6 +80,7 @@ export const EXIT_CODE_DOCS: readonly { code: ExitCode; name: string; meaning: s
   {
     code: ExitCode.NotPermitted,
     name: "not permitted",
-    meaning: "A command that changes the host was run by neither root nor a `control.group` member.",
+    meaning:
+      "A command that changes the host was run by neither root nor a `control.group` member.",
   },
 ];

@@ -34,6 +34,9 @@ export interface RunOptions {
   platform?: Platform;
 }
 
+/** The most configuration problems logged one by one. */
+const MAX_PROBLEMS = 50;
+
 function makeLogger(host: Host, level: Level, format: LogFormat | "auto"): Logger {
   const resolved = resolveFormat(format, host.env, host.stderr);
   const color = resolved === "text" && wantsColor(host.env, host.stderr);
@@ -93,7 +96,14 @@ export async function runCli(
     loaded = await loadConfig(host.fs, { root: configRoot });
   } catch (error) {
     if (error instanceof ConfigError) {
-      for (const problem of error.problems) log.error(problem.message);
+      // Every problem up to a bound: a hostile file must not flood the journal.
+      for (const problem of error.problems.slice(0, MAX_PROBLEMS)) log.error(problem.message);
+      if (error.problems.length > MAX_PROBLEMS) {
+        log.error(
+          `… and ${error.problems.length - MAX_PROBLEMS} more configuration problems ` +
+            "('liveupdate-agent config' after fixing these shows the rest).",
+        );
+      }
       return error.exitCode;
     }
     reportUnexpected(log, error);

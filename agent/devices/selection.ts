@@ -144,7 +144,9 @@ export function selectDevices(options: SelectOptions): Selection {
       continue;
     }
     const file = `${udevDb}/data/${name}`;
-    const read = readBounded(fs, file, buffer);
+    // Never through a symlink: udev writes plain files, and a planted link must not
+    // make the agent read (and quote in its errors) some other file.
+    const read = readBounded(fs, file, buffer, { noFollow: true });
     if (read.kind === "missing") {
       selection.warnings.push({
         id: name,
@@ -156,7 +158,10 @@ export function selectDevices(options: SelectOptions): Selection {
     if (read.kind === "failed") {
       selection.errors.push({
         id: name,
-        message: `Cannot read the udev data file "${file}" (${read.errno}).`,
+        message: read.errno === "ELOOP"
+          ? `The udev data file "${file}" is a symlink; udev writes plain files there. ` +
+            "Remove it."
+          : `Cannot read the udev data file "${file}" (${read.errno}).`,
       });
       continue;
     }

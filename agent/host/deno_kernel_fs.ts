@@ -69,9 +69,10 @@ export const denoKernelFs: KernelFs = {
       return { errno: denoErrno(error) };
     }
   },
-  read(path, buffer) {
+  read(path, buffer, options = {}) {
     let file: Deno.FsFile;
     try {
+      if (options.noFollow && Deno.lstatSync(path).isSymlink) return { errno: "ELOOP" };
       file = Deno.openSync(path, { read: true });
     } catch (error) {
       return { errno: denoErrno(error) };

@@ -65,7 +65,7 @@ export interface KernelFs {
    * sysfs attributes) is its end, and the extra read that would return 0 is saved.
    * A count equal to `buffer.length` means the file may be longer.
    */
-  read(path: string, buffer: Uint8Array<ArrayBuffer>): number | FsFailure;
+  read(path: string, buffer: Uint8Array<ArrayBuffer>, options?: ReadOptions): number | FsFailure;
   /**
    * Reads file `path` to its end (procfs files, debugfs blobs), or the failure;
    * "EFBIG" when it holds more than `limit` bytes.
@@ -83,6 +83,12 @@ export interface KernelFs {
    * otherwise; see `beneath.ts`).
    */
   write(path: string, bytes: Uint8Array<ArrayBuffer>, options?: WriteOptions): number | FsFailure;
+}
+
+/** Options of {@link KernelFs.read}. */
+export interface ReadOptions {
+  /** Fail with ELOOP when `path` itself is a symlink (files udev writes are never one). */
+  noFollow?: boolean;
 }
 
 /** Options of {@link KernelFs.write}. */
@@ -123,8 +129,9 @@ export function readBounded(
   fs: KernelFs,
   path: string,
   buffer: Uint8Array<ArrayBuffer>,
+  options?: ReadOptions,
 ): BoundedRead {
-  const count = fs.read(path, buffer);
+  const count = fs.read(path, buffer, options);
   if (failed(count)) {
     return count.errno === "ENOENT" || count.errno === "ENOTDIR"
       ? { kind: "missing" }

@@ -25,6 +25,7 @@ const O_WRONLY = 1;
 const O_DIRECTORY = 0o200000;
 const O_NONBLOCK = 0o4000;
 const O_NOCTTY = 0o400;
+const O_NOFOLLOW = 0o400000;
 const O_CLOEXEC = 0o2000000;
 const PATH_MAX = 4096;
 const DENTS_SIZE = 64 * 1024;
@@ -160,10 +161,11 @@ export function libcKernelFs(libc: Libc): KernelFs {
       for (const entry of unknown) entries.push(entryOf(path, entry));
       return entries;
     },
-    read(path, buffer) {
+    read(path, buffer, options = {}) {
       const name = cPath(path);
       if (!(name instanceof Uint8Array)) return name;
-      const fd = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+      const noFollow = options.noFollow ? O_NOFOLLOW : 0;
+      const fd = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | noFollow, 0);
       if (fd < 0) return lastError();
       const count = Number(read(fd, buffer, size(buffer.length)));
       const failure = count < 0 ? lastError() : undefined;
