@@ -5,7 +5,10 @@
  */
 
 import type { CaseTable } from "./_case.ts";
+import { CLI_CASES } from "./cli_cases.ts";
 import { CONFIG_CASES } from "./config_cases.ts";
+import { FDT_CASES } from "./fdt_cases.ts";
+import { RECORD_CASES } from "./record_cases.ts";
 import { SYSFS_CASES } from "./sysfs_cases.ts";
 import { UDEV_CASES } from "./udev_cases.ts";
 
@@ -14,4 +17,7 @@ export const ALL_TABLES: readonly CaseTable[] = [
   CONFIG_CASES,
   SYSFS_CASES,
   UDEV_CASES,
+  RECORD_CASES,
+  FDT_CASES,
+  CLI_CASES,
 ];
