@@ -136,6 +136,18 @@ export function fileOwnershipStore(fs: FileSystem, stateDir: string): OwnershipS
       );
     },
     async save(owned) {
+      // Only clean device paths (a record it could not read back must not be written,
+      // and an undo journal on disk is input like any other).
+      for (const path of owned.keys()) {
+        if (!isDevicePath(path)) {
+          throw new OwnershipRecordError(
+            `Refusing to record the device path "${path}" in "${file}": it is not a path ` +
+              "below <sysfs>/devices. The journal that named it is damaged; check the attempt " +
+              "record and 'liveupdate-agent devices --all'.",
+            file,
+          );
+        }
+      }
       try {
         await writeAtomically(fs, stateDir, file, ownedJsonChunks(owned));
       } catch (error) {

@@ -180,10 +180,12 @@ function message(errno: string | undefined, context: FailureContext, cause: unkn
       "interface went away (the kernel behind it was replaced or the interface unloaded); " +
       "start again.";
   }
-  if ((errno === "ELOOP" || errno === "EXDEV") && operation !== "read" && operation !== "poll") {
-    return `The agent refused to write ${file} (${errno}): a symlink or ".." on the way would ` +
-      "lead elsewhere, and the agent writes kernel files only through real directories below " +
-      "paths.sysfs. Check paths.sysfs and what is planted in that directory.";
+  if (errno === "ELOOP" || errno === "EXDEV") {
+    const verb = operation === "read" || operation === "poll" ? "read" : "write";
+    return `The agent refused to ${verb} ${file} (${errno}): a symlink or ".." on the way would ` +
+      `lead elsewhere, and the agent ${verb}s the live-update files only through real ` +
+      "directories below paths.sysfs (sysfs has no symlinks there). Check paths.sysfs and what " +
+      "is planted in that directory.";
   }
   if (operation === "prepare") {
     return `A subsystem's prepare callback failed with ${describeErrno(errno)}; the kernel ` +

@@ -61,9 +61,11 @@ export function checkWritable(sysfs: string, file: string, operation: KernelOper
  * The text of sysfs attribute `file` (one read call: sysfs hands over the whole
  * attribute at once), or the failure as the error Deno would have thrown.
  */
-function readAttribute(fs: KernelFs, file: string): string | Error {
+function readAttribute(fs: KernelFs, file: string, noFollow = false): string | Error {
   const buffer = new Uint8Array(ATTRIBUTE_SIZE);
-  const count = fs.read(file, buffer);
+  // An attribute is never a symlink: one planted there is not followed (its target's
+  // contents would end up quoted in an error).
+  const count = fs.read(file, buffer, { noFollow });
   if (failed(count)) return fsFailureError(count.errno, "read", file);
   return decoder.decode(buffer.subarray(0, count));
 }
@@ -81,7 +83,7 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
   }
 
   private readText(file: string, operation: KernelOperation, device?: DevicePath): string {
-    const text = readAttribute(this.context.fs, file);
+    const text = readAttribute(this.context.fs, file, true);
     if (text instanceof Error) throw kernelFailure(text, { file, operation, device });
     return text;
   }
@@ -221,7 +223,7 @@ function probeRead<T>(
   file: string,
   parse: (text: string, file: string) => T,
 ): T | { problem: string } {
-  const text = readAttribute(context.fs, file);
+  const text = readAttribute(context.fs, file, true);
   try {
     if (text instanceof Error) throw kernelFailure(text, { file, operation: "read" });
     return parse(text, file);

@@ -29,24 +29,10 @@ const O_CLOEXEC = 0o2000000;
 const READ_LIMIT = 64;
 const READ_SIZE = BigInt(READ_LIMIT);
 
-const PATH_MAX = 4096;
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 const ONE = encoder.encode("1");
 const ZERO = encoder.encode("0");
-
-/** Encodes paths as C strings into one reused buffer (no allocation per call). */
-function pathEncoder(): (path: string) => Uint8Array<ArrayBuffer> {
-  const buffer = new Uint8Array(PATH_MAX);
-  return (path) => {
-    const { read, written } = encoder.encodeInto(path, buffer);
-    if (read < path.length || written >= PATH_MAX || path.includes("\0")) {
-      return cString(path); // Too long or odd: let the kernel answer (ENAMETOOLONG).
-    }
-    buffer[written] = 0;
-    return buffer;
-  };
-}
 
 /**
  * A clean device path, tested without allocating (10,000 devices per call):
@@ -59,15 +45,21 @@ function devicePath(device: DevicePath): DevicePath {
   return device.length <= 4096 && CLEAN_PATH.test(device) ? device : checkDevicePath(device);
 }
 
+/** Opens a file for reading: the fd, or the errno name. */
+type Opener = (file: string) => number | { errno: string };
+
 /** Reads a small attribute; returns its text or the errno name. */
 function readAttribute(
   libc: Libc,
   file: string,
   buffer: Uint8Array<ArrayBuffer>,
-  encode: (path: string) => Uint8Array<ArrayBuffer> = cString,
+  open: Opener = (path) => {
+    const fd = libc.symbols.open(cString(path), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+    return fd < 0 ? { errno: errnoName(libc.errno()) } : fd;
+  },
 ): string | { errno: string; call: string } {
-  const fd = libc.symbols.open(encode(file), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
-  if (fd < 0) return { errno: errnoName(libc.errno()), call: "open" };
+  const fd = open(file);
+  if (failed(fd)) return { errno: fd.errno, call: "open" };
   try {
     const count = Number(libc.symbols.read(fd, buffer, READ_SIZE));
     if (count < 0) return { errno: errnoName(libc.errno()), call: "read" };
@@ -88,12 +80,17 @@ export function readRequestedMany(
   devices: readonly DevicePath[],
 ): (boolean | KernelError)[] {
   const buffer = new Uint8Array(READ_LIMIT);
-  const encode = pathEncoder();
-  return devices.map((device) => {
+  // Read below <sysfs>/devices through real directories only, as the writes are: a
+  // planted symlink must not make the agent read (and quote) a file elsewhere.
+  const dir = openBeneath(libc, devicesDir);
+  const prefix = `${devicesDir}/`;
+  const open: Opener = (file) =>
+    failed(dir) ? dir : dir.open(file.slice(prefix.length), O_RDONLY | O_NONBLOCK);
+  const results = devices.map((device) => {
     const file = `${devicesDir}/${device}/liveupdate/requested`;
     try {
       devicePath(device);
-      const text = readAttribute(libc, file, buffer, encode);
+      const text = readAttribute(libc, file, buffer, open);
       if (typeof text !== "string") {
         throw kernelFailure(fsFailureError(text.errno, text.call, file), {
           file,
@@ -111,6 +108,8 @@ export function readRequestedMany(
       });
     }
   });
+  if (!failed(dir)) dir.close();
+  return results;
 }
 
 /**

@@ -9,6 +9,7 @@ import { CLI_CASES } from "./cli_cases.ts";
 import { CONFIG_CASES } from "./config_cases.ts";
 import { FDT_CASES } from "./fdt_cases.ts";
 import { RECORD_CASES } from "./record_cases.ts";
+import { SYMLINK_CASES } from "./symlink_cases.ts";
 import { SYSFS_CASES } from "./sysfs_cases.ts";
 import { UDEV_CASES } from "./udev_cases.ts";
 
@@ -20,4 +21,5 @@ export const ALL_TABLES: readonly CaseTable[] = [
   RECORD_CASES,
   FDT_CASES,
   CLI_CASES,
+  SYMLINK_CASES,
 ];

@@ -23,6 +23,19 @@ import { type HostileHost, TAGGED } from "./_host.ts";
 const ID = "20261125T200000Z-abc123";
 const recordFile = (host: HostileHost, id = ID) => `${host.state}/attempts/${id}.json`;
 
+/** The smallest plan an open attempt carries (what recovery acts on). */
+export const PLAN = {
+  phases: ["prepare", "reboot", "updated", "finish", "cancel"].map((phase) => ({
+    phase,
+    stop: [],
+    start: [],
+    target: `liveupdate-${phase}.target`,
+    timeoutMs: 30_000,
+  })),
+  devices: { supported: true, selected: [], ancestors: [], changes: [] },
+  target: { kernel: "/boot/vmlinuz", cmdline: "liveupdate=on kho=on" },
+};
+
 /** A record the agent itself would write (an attempt that ended). */
 export function goodRecord(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
