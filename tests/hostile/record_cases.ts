@@ -195,6 +195,7 @@ export const RECORD_CASES: CaseTable = {
           json(goodRecord({
             status: "rolling-back",
             outcome: undefined,
+            plan: PLAN,
             steps: [{
               name: "request-devices",
               status: "done",
@@ -214,7 +215,10 @@ export const RECORD_CASES: CaseTable = {
     {
       name: "attempt: an open record, for finish (no kernel change)",
       setup: (host) =>
-        plant(recordFile(host), json(goodRecord({ status: "preparing", outcome: undefined }))),
+        plant(
+          recordFile(host),
+          json(goodRecord({ status: "preparing", outcome: undefined, plan: PLAN })),
+        ),
       argv: ["finish"],
       code: EXIT.failed,
       stderr: /bus/,
@@ -222,10 +226,21 @@ export const RECORD_CASES: CaseTable = {
     {
       name: "attempt: an open record, for cancel",
       setup: (host) =>
-        plant(recordFile(host), json(goodRecord({ status: "prepared", outcome: undefined }))),
+        plant(
+          recordFile(host),
+          json(goodRecord({ status: "prepared", outcome: undefined, plan: PLAN })),
+        ),
       argv: ["cancel"],
       code: EXIT.failed,
       stderr: /bus/,
+    },
+    {
+      name: "attempt: an open record whose plan lacks its phases (it crashed the rollback)",
+      setup: (host) =>
+        plant(recordFile(host), json(goodRecord({ status: "preparing", outcome: undefined }))),
+      argv: ["recover"],
+      code: EXIT.failed,
+      stderr: /cannot be used \(field "plan" has no "phases" list\); moved it to ".*\.corrupt"/,
     },
     {
       name: "requested devices: truncated",
