@@ -95,6 +95,18 @@ Deno.test("write confinement: a whole update's commands write only the allowed f
     assert.equal((await rig.sim.status()).state, "normal");
     for (const path of SMALL.selected) assert.equal((await rig.flags(path)).requested, false);
 
+    // The control surface's files: private state, the metrics world-readable.
+    const mode = async (path: string) => ((await Deno.stat(path)).mode ?? 0) & 0o777;
+    assert.equal(await mode(rig.stateDir), 0o700, "state directory");
+    assert.equal(await mode(`${rig.stateDir}/attempts`), 0o700, "records directory");
+    for await (const entry of Deno.readDir(`${rig.stateDir}/attempts`)) {
+      assert.equal(await mode(`${rig.stateDir}/attempts/${entry.name}`), 0o600, entry.name);
+    }
+    assert.equal(await mode(`${rig.stateDir}/devices-requested.json`), 0o600, "device record");
+    assert.equal(await mode(`${rig.dir}/run`), 0o700, "runtime directory");
+    assert.equal(await mode(`${rig.dir}/run/update.lock`), 0o600, "the lock");
+    assert.equal(await mode(`${metricsDir}/liveupdate.prom`), 0o644, "the metrics file");
+
     // The positive control: the trace saw the agent's own kernel and record writes.
     const written = new Set(all.flatMap((write) => write.paths));
     const seen = (pattern: RegExp) => [...written].some((path) => pattern.test(path));
