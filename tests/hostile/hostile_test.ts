@@ -46,6 +46,15 @@ Deno.test("hostile corpus: at least 200 cases over every kind of input, a traced
   }
 });
 
+Deno.test("hostile corpus: the README's table counts what the tables hold", async () => {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const total = ALL_TABLES.reduce((sum, table) => sum + table.cases.length, 0);
+  assert.match(readme, new RegExp(`holds a corpus of ${total} malformed inputs`));
+  for (const table of ALL_TABLES) {
+    assert.match(readme, new RegExp(`\\| ${table.category} +\\| ${table.cases.length} +\\|`));
+  }
+});
+
 for (const table of ALL_TABLES) {
   Deno.test(`hostile corpus: ${table.category} (${table.cases.length} cases)`, async () => {
     const failures = await runTable(table);
