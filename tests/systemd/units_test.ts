@@ -202,6 +202,13 @@ Deno.test("units: ordering against kexec.target, shutdown.target, dbus and udev"
 /** The highest exposure `systemd-analyze security --offline=true` may give a shipped service. */
 const MAX_EXPOSURE = 1.5;
 /** The services that load or unload the kexec kernel (kexec_file_load, kexec -u). */
+/** The services of the update itself (a session broker, say, has its own needs). */
+const UPDATE_SERVICES = [
+  "liveupdate-prepare.service",
+  "liveupdate-finish.service",
+  "liveupdate-cancel.service",
+  "liveupdate-agent.service",
+];
 const KEXEC_SERVICES = [
   "liveupdate-prepare.service", // loads the target; unloads it on rollback
   "liveupdate-cancel.service", // unloads it
@@ -260,7 +267,17 @@ Deno.test("units: CAP_SYS_BOOT and @reboot only where the kexec kernel is loaded
 });
 
 Deno.test("units: hardened: read-only system and /sys but the live-update files, local sockets only", async () => {
-  for (const name of Object.keys(SERVICES)) {
+  // Every shipped service: no new privileges, a read-only system, local sockets only.
+  for (const name of await shippedServices()) {
+    const unit = await parseUnit(name);
+    for (const key of ["NoNewPrivileges", "PrivateNetwork", "ProtectKernelTunables"]) {
+      assert.deepEqual(unit.get(`Service.${key}`), ["yes"], `${name} ${key}`);
+    }
+    assert.deepEqual(unit.get("Service.ProtectSystem"), ["strict"], name);
+    assert.deepEqual(unit.get("Service.RestrictAddressFamilies"), ["AF_UNIX"], name);
+    assert.deepEqual(unit.get("Service.IPAddressDeny"), ["any"], name);
+  }
+  for (const name of UPDATE_SERVICES) {
     const unit = await parseUnit(name);
     const yes = [
       "NoNewPrivileges",
@@ -547,20 +564,24 @@ Deno.test("units: the agent drives a whole update inside the shipped sandboxes",
     "liveupdate-cancel.service": "cancel",
     "liveupdate-agent.service": "watch",
   };
-  const out = await installShipped(systemd, (name) => `${launcher} ${commands[name]}`, (name) => [
-    // The rehearsal host at the paths the agent's Deno permissions name.
-    `BindPaths=${sim.mountpoint}:/run/lutest/sys ${stage}/state:/run/liveupdate/state`,
-    `BindPaths=${stage}/run:/run/liveupdate/run ${systemd.runtimeDir}/bus:/run/dbus/system_bus_socket`,
-    `BindReadOnlyPaths=${stage}/proc:/run/lutest/proc ${stage}/udev:/run/lutest/udev`,
-    `BindReadOnlyPaths=${stage}/config:/run/liveupdate/config.d ${stage}/boot:/boot`,
-    `BindReadOnlyPaths=${stage}/sbin:/usr/sbin`,
-    // The simulated sysfs as ProtectKernelTunables= and the shipped ReadWritePaths=
-    // leave /sys: read-only but for the live-update files.
-    "ReadOnlyPaths=/run/lutest/sys",
-    "ReadWritePaths=/run/lutest/sys/kernel/liveupdate /run/lutest/sys/devices",
-    // The watcher without sd_notify (the user manager's notify socket is under /tmp).
-    ...(name === "liveupdate-agent.service" ? ["Type=exec", "NotifyAccess=none"] : []),
-  ]);
+  const out = await installShipped(
+    systemd,
+    (name) => `${launcher} ${commands[name] ?? "status"}`,
+    (name) => [
+      // The rehearsal host at the paths the agent's Deno permissions name.
+      `BindPaths=${sim.mountpoint}:/run/lutest/sys ${stage}/state:/run/liveupdate/state`,
+      `BindPaths=${stage}/run:/run/liveupdate/run ${systemd.runtimeDir}/bus:/run/dbus/system_bus_socket`,
+      `BindReadOnlyPaths=${stage}/proc:/run/lutest/proc ${stage}/udev:/run/lutest/udev`,
+      `BindReadOnlyPaths=${stage}/config:/run/liveupdate/config.d ${stage}/boot:/boot`,
+      `BindReadOnlyPaths=${stage}/sbin:/usr/sbin`,
+      // The simulated sysfs as ProtectKernelTunables= and the shipped ReadWritePaths=
+      // leave /sys: read-only but for the live-update files.
+      "ReadOnlyPaths=/run/lutest/sys",
+      "ReadWritePaths=/run/lutest/sys/kernel/liveupdate /run/lutest/sys/devices",
+      // The watcher without sd_notify (the user manager's notify socket is under /tmp).
+      ...(name === "liveupdate-agent.service" ? ["Type=exec", "NotifyAccess=none"] : []),
+    ],
+  );
   const record = async () => {
     const names = [...Deno.readDirSync(`${stage}/state/attempts`)].map((e) => e.name)
       .filter((name) => name.endsWith(".json")).sort();
