@@ -46,13 +46,13 @@ function record(id: string, status: AttemptStatus, minute: number): AttemptRecor
         ancestors: ["pci0000:00", "pci0000:00/0000:00:01.0"],
         changes: [{ path: "pci0000:00/0000:00:01.0/0000:01:00.0", from: false, to: true }],
       },
-      phases: [{
-        phase: "prepare",
-        stop: ["vmm.service"],
+      phases: ["prepare", "reboot", "updated", "finish", "cancel"].map((phase) => ({
+        phase,
+        stop: phase === "prepare" ? ["vmm.service"] : [],
         start: [],
-        target: "liveupdate-prepare.target",
+        target: `liveupdate-${phase}.target`,
         timeoutMs: 120_000,
-      }],
+      })),
       kexecArgs: ["-s", "-l", "/boot/vmlinuz"],
       kexecWasLoaded: null,
       stopAtPrepared: false,

@@ -21,6 +21,7 @@ import {
 } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
 import type { Command } from "./command.ts";
+import { changesHost, checkControl, processIdentity } from "./control.ts";
 import { COMMANDS } from "./commands.ts";
 import { commandHelp, mainHelp } from "./help.ts";
 import { parseCommandLine } from "./parse.ts";
@@ -38,6 +39,9 @@ export interface RunOptions {
    */
   journalSocket?: string;
 }
+
+/** The most configuration problems logged one by one. */
+const MAX_PROBLEMS = 50;
 
 /**
  * The logger of a run. Under systemd ("auto" and JOURNAL_STREAM set) records go to
@@ -112,7 +116,14 @@ export async function runCli(
     loaded = await loadConfig(host.fs, { root: configRoot });
   } catch (error) {
     if (error instanceof ConfigError) {
-      for (const problem of error.problems) log.error(problem.message);
+      // Every problem up to a bound: a hostile file must not flood the journal.
+      for (const problem of error.problems.slice(0, MAX_PROBLEMS)) log.error(problem.message);
+      if (error.problems.length > MAX_PROBLEMS) {
+        log.error(
+          `… and ${error.problems.length - MAX_PROBLEMS} more configuration problems ` +
+            "('liveupdate-agent config' after fixing these shows the rest).",
+        );
+      }
       return error.exitCode;
     }
     reportUnexpected(log, error);
@@ -125,6 +136,15 @@ export async function runCli(
     options,
   );
   try {
+    // Only root or control.group may change anything; nothing is touched before this.
+    if (changesHost(command.name, args.positionals)) {
+      const what = command.name === "fleet" ? "fleet release" : command.name;
+      checkControl(
+        platform.identity ?? processIdentity(platform.libc),
+        loaded.config.control.group,
+        what,
+      );
+    }
     const cli = (inner: readonly string[], innerHost: Host) => runCli(inner, innerHost, options);
     return await command.run({ host, log, loaded, configRoot, platform, cli }, args);
   } catch (error) {

@@ -163,7 +163,17 @@ function attempt(id: string, status: AttemptStatus, notes: Record<string, unknow
       target: { release: "6.15.0-new", luo_version: "1.1" },
     },
     compat: { verdict: "compatible", reason: "", override: false },
-    plan: {},
+    plan: {
+      phases: ["prepare", "reboot", "updated", "finish", "cancel"].map((phase) => ({
+        phase,
+        stop: [],
+        start: [],
+        target: `liveupdate-${phase}.target`,
+        timeoutMs: 1000,
+      })),
+      devices: { supported: true, selected: [], ancestors: [], changes: [] },
+      target: { kernel: "/boot/vmlinuz", cmdline: "liveupdate=on kho=on" },
+    },
     steps: [],
     timings: {},
     overrides: [],

@@ -24,6 +24,14 @@ import { procFactsOf } from "./platform.ts";
 
 const startedAt = new Date();
 
+function isSymlink(path: string): boolean {
+  try {
+    return Deno.lstatSync(path).isSymlink;
+  } catch {
+    return false;
+  }
+}
+
 /** The kexec trigger the configuration asks for. */
 function trigger(context: CommandContext, manager: SystemdManager): KexecTrigger {
   const { config } = context.loaded;
@@ -133,12 +141,20 @@ export async function createUpdateContext(
         config,
       }),
     lock: () => {
+      const dir = config.paths.runtime_dir;
+      // A symlink there would carry the lock file (and its O_CREAT) elsewhere.
+      if (isSymlink(dir)) {
+        throw new AgentError(
+          `The runtime directory "${dir}" (paths.runtime_dir) is a symlink; the agent keeps ` +
+            "its lock only in a real directory. Replace the link with a directory.",
+        );
+      }
       try {
-        Deno.mkdirSync(config.paths.runtime_dir, { recursive: true, mode: 0o700 });
+        Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
       } catch {
         // acquireUpdateLock names the problem.
       }
-      return acquireUpdateLock(platform.libc(), `${config.paths.runtime_dir}/update.lock`);
+      return acquireUpdateLock(platform.libc(), `${dir}/update.lock`);
     },
     ...(fleet ? { fleet } : {}),
     agentVersion: VERSION,

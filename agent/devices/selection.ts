@@ -242,9 +242,11 @@ export function selectDevices(options: SelectOptions): Selection {
       });
       return undefined;
     }
+    // Never through a symlink: udev writes plain files, and a planted link must not
+    // make the agent read (and quote in its errors) some other file.
     const read = cache
       ? readIdentified(identities!, file, buffer, identity)
-      : readBounded(fs, file, buffer);
+      : readBounded(fs, file, buffer, { noFollow: true });
     if (read.kind === "missing") {
       selection.warnings.push({
         id: name,
@@ -256,7 +258,10 @@ export function selectDevices(options: SelectOptions): Selection {
     if (read.kind === "failed") {
       selection.errors.push({
         id: name,
-        message: `Cannot read the udev data file "${file}" (${read.errno}).`,
+        message: read.errno === "ELOOP"
+          ? `The udev data file "${file}" is a symlink; udev writes plain files there. ` +
+            "Remove it."
+          : `Cannot read the udev data file "${file}" (${read.errno}).`,
       });
       return undefined;
     }

@@ -247,8 +247,8 @@ export interface UdevFacts {
  * forms {@link parseUdevData} accepts (a subset of them: anything else is left to
  * it). Tested by the regular expression engine in one pass instead of byte by byte.
  */
-// deno-lint-ignore no-control-regex -- the file format is defined over control characters
 const ASCII_FILE =
+  // deno-lint-ignore no-control-regex -- the file format is defined over control characters
   /^(?:(?:E:[^\x00-\x20\x7f=]+=[^\n\x00\x80-\uffff]*|[GQ]:[^\x00-\x20\x7f:\x80-\uffff]+|S:[^\n\x00\x80-\uffff]+|I:(?:0|[1-9][0-9]{0,19})|L:-?(?:0|[1-9][0-9]{0,9})|V:(?:0|[1-9][0-9]{0,8})|[\x01-\x09\x0b-\x7f](?<![EGQSILV]):[^\n\x00\x80-\uffff]*)?\n)*$/;
 /** A property name or tag that can be looked for as text in such a file. */
 // deno-lint-ignore no-control-regex -- a name must not hold control characters

@@ -101,7 +101,8 @@ export interface IdentityFs {
    * Reads file `path` like `DeviceFs.read` (one read call into `buffer`) and fills
    * `out` with the identity of the file read, taken on the open file *before*
    * reading: a change during or after the read gives the file another identity.
-   * `out[0]` is NaN when what was read is not a regular file.
+   * `out[0]` is NaN when what was read is not a regular file. A final symlink is
+   * not followed: it fails with ELOOP (udev writes plain files).
    */
   readIdentified(
     path: string,
@@ -113,6 +114,7 @@ export interface IdentityFs {
 const O_RDONLY = 0;
 const O_NONBLOCK = 0o4000;
 const O_NOCTTY = 0o400;
+const O_NOFOLLOW = 0o400000;
 const O_CLOEXEC = 0o2000000;
 const PATH_MAX = 4096;
 const O_DIRECTORY = 0o200000;
@@ -276,7 +278,7 @@ export function libcIdentityFs(libc: Libc): IdentityFs {
     readIdentified(path, buffer, out) {
       const name = cPath(path);
       if (!name) return { errno: "ENAMETOOLONG" };
-      const fd = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+      const fd = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC, 0);
       if (fd < 0) return { errno: errnoName(libc.errno()) };
       if (statx(fd, empty, AT_EMPTY_PATH, STATX_MASK, stat) !== 0 || !fill(out)) out[0] = NaN;
       const count = Number(read(fd, buffer, size(buffer.length)));
@@ -346,6 +348,7 @@ export const denoIdentityFs: IdentityFs = {
   readIdentified(path, buffer, out) {
     let file: Deno.FsFile;
     try {
+      if (Deno.lstatSync(path).isSymlink) return { errno: "ELOOP" };
       file = Deno.openSync(path, { read: true });
     } catch (error) {
       return { errno: errnoOfError(error) };

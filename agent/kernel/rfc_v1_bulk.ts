@@ -13,7 +13,15 @@
  * @module
  */
 
-import { cString, errnoName, type Libc } from "../host/mod.ts";
+import {
+  type BeneathDir,
+  cString,
+  errnoName,
+  failed,
+  type FsFailure,
+  type Libc,
+  openBeneath,
+} from "../host/mod.ts";
 import { parseFlag, parseState } from "./contents.ts";
 import { checkDevicePath } from "./device_path.ts";
 import type { DevicePath, LuoState } from "./kernel.ts";
@@ -22,6 +30,7 @@ import { fsFailureError, kernelFailure } from "./kernel_failure.ts";
 
 const O_RDONLY = 0;
 const O_RDWR = 2;
+const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 // An attribute holds "0\n" or "1\n"; anything longer is wrong, and 64 bytes tell it.
 const READ_LIMIT = 64;
@@ -37,29 +46,8 @@ const DIGIT_ZERO = 48;
 const DIGIT_ONE = 49;
 /** The attribute below a device directory. */
 const REQUESTED = "/liveupdate/requested";
-
-/**
- * Writes `<devicesDir>/<device>/liveupdate/requested` as a C string into one reused
- * buffer: the directory and the attribute's name are encoded once, only the device
- * path per call (no string built, nothing allocated per device). Undefined when the
- * path does not fit (the caller builds it the slow way and lets the kernel answer).
- */
-function requestedPaths(
-  devicesDir: string,
-): (device: DevicePath) => Uint8Array<ArrayBuffer> | undefined {
-  const buffer = new Uint8Array(PATH_MAX);
-  const prefix = encoder.encode(`${devicesDir}/`);
-  const suffix = encoder.encode(`${REQUESTED}\0`);
-  if (prefix.length + suffix.length >= PATH_MAX) return () => undefined;
-  buffer.set(prefix);
-  const middle = buffer.subarray(prefix.length, PATH_MAX - suffix.length);
-  return (device) => {
-    const { read, written } = encoder.encodeInto(device, middle);
-    if (read < device.length) return undefined;
-    buffer.set(suffix, prefix.length + written);
-    return buffer;
-  };
-}
+/** The attribute's path below the device's directory, as opened beneath `devicesDir`. */
+const REQUESTED_BELOW = "liveupdate/requested";
 
 /**
  * The flag in the first `count` bytes of `bytes`: the kernel's `0\n` or `1\n`
@@ -92,7 +80,8 @@ function readAttribute(
   file: string,
   buffer: Uint8Array<ArrayBuffer>,
 ): string | { errno: string; call: string } {
-  const fd = libc.symbols.open(cString(file), O_RDONLY | O_CLOEXEC, 0);
+  // O_NONBLOCK: a FIFO planted in place of an attribute must not hang the agent.
+  const fd = libc.symbols.open(cString(file), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
   if (fd < 0) return { errno: errnoName(libc.errno()), call: "open" };
   try {
     const count = Number(libc.symbols.read(fd, buffer, READ_SIZE));
@@ -112,17 +101,30 @@ function refusedPath(device: DevicePath, file: string, operation: KernelOperatio
   });
 }
 
-/** What reading or writing flags needs: the libc calls, buffers and paths, made once per call. */
+/**
+ * What reading or writing flags needs: the libc calls, buffers and the devices
+ * directory, made once per call. Every flag is opened below `<sysfs>/devices`
+ * through real directories only (see `beneath.ts`): a symlink or ".." planted on
+ * the way is refused (ELOOP, EXDEV), never followed, for reads as for writes, so
+ * a planted link can neither redirect a write nor make the agent read (and quote)
+ * a file elsewhere. The directory is held open until {@link release}.
+ */
 class FlagFiles {
   readonly #libc: Libc;
   readonly #devicesDir: string;
-  readonly #pathOf: (device: DevicePath) => Uint8Array<ArrayBuffer> | undefined;
   readonly #buffer = new Uint8Array(READ_LIMIT);
+  #dir: BeneathDir | FsFailure | undefined;
+  #openErrno = "";
 
   constructor(libc: Libc, devicesDir: string) {
     this.#libc = libc;
     this.#devicesDir = devicesDir;
-    this.#pathOf = requestedPaths(devicesDir);
+  }
+
+  /** Closes the devices directory (opened again when needed). */
+  release(): void {
+    if (this.#dir && !failed(this.#dir)) this.#dir.close();
+    this.#dir = undefined;
   }
 
   file(device: DevicePath): string {
@@ -140,15 +142,26 @@ class FlagFiles {
     }
   }
 
-  /** Opens the device's `requested` (never creating or truncating); the fd, or -1 (see {@link errno}). */
+  /**
+   * Opens the device's `requested` beneath the devices directory (never creating or
+   * truncating, never blocking); the fd, or -1 (see {@link openErrno}).
+   */
   open(device: DevicePath, flags: number): number {
-    return this.#libc.symbols.open(
-      this.#pathOf(device) ?? cString(this.file(device)),
-      flags | O_CLOEXEC,
-      0,
-    );
+    this.#dir ??= openBeneath(this.#libc, this.#devicesDir);
+    const fd = failed(this.#dir)
+      ? this.#dir
+      : this.#dir.open(`${device}/${REQUESTED_BELOW}`, flags | O_NONBLOCK);
+    if (typeof fd === "number") return fd;
+    this.#openErrno = fd.errno;
+    return -1;
   }
 
+  /** The errno name of the last failed {@link open}. */
+  openErrno(): string {
+    return this.#openErrno;
+  }
+
+  /** The errno name of the last failed read or write. */
   errno(): string {
     return errnoName(this.#libc.errno());
   }
@@ -181,7 +194,7 @@ class FlagFiles {
     const refused = this.check(device, "read");
     if (refused) return refused;
     const fd = this.open(device, O_RDONLY);
-    if (fd < 0) return this.failure(device, this.errno(), "open", "read");
+    if (fd < 0) return this.failure(device, this.openErrno(), "open", "read");
     const flag = this.read(fd, device);
     this.#libc.symbols.close(fd);
     return flag;
@@ -225,7 +238,7 @@ class FlagFiles {
     const refused = this.check(device, value ? "request" : "unrequest");
     if (refused) return refused;
     const fd = this.open(device, O_RDWR);
-    if (fd < 0) return fsFailureError(this.errno(), "open", this.file(device));
+    if (fd < 0) return fsFailureError(this.openErrno(), "open", this.file(device));
     const outcome = this.write(fd, device, value);
     this.#libc.symbols.close(fd);
     return outcome;
@@ -284,6 +297,7 @@ export function readRequestedMany(
   for (let index = 0; index < devices.length; index++) {
     results[index] = files.readByPath(devices[index]!);
   }
+  files.release();
   return results;
 }
 
@@ -306,6 +320,7 @@ export function setRequestedMany(
   for (let index = 0; index < devices.length; index++) {
     outcomes[index] = files.writeByPath(devices[index]!, value);
   }
+  files.release();
   return files.finishWrites(outcomes, devices, stateFile, value);
 }
 
@@ -370,6 +385,7 @@ export function holdRequestedMany(
   const held = new Int32Array(devices.length).fill(-1);
   let holding = 0;
   const close = () => {
+    files.release();
     for (let index = 0; index < held.length && holding > 0; index++) {
       if (held[index]! >= 0) {
         libc.symbols.close(held[index]!);
@@ -416,6 +432,8 @@ export function holdRequestedMany(
     close();
     throw error;
   }
+  // Opened again by writes by path; held files need no directory.
+  files.release();
   return {
     flags,
     write(indexes) {
@@ -435,6 +453,7 @@ export function holdRequestedMany(
         held[index] = -1;
         holding--;
       }
+      files.release();
       return files.finishWrites(outcomes, written, stateFile, value);
     },
     close,

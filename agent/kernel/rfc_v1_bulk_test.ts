@@ -202,3 +202,36 @@ Deno.test("bulk: out of file descriptors, held files are given back and nothing 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("bulk: a requested flag reached through a symlink is refused, the target untouched", async () => {
+  const root = await tree();
+  const outside = await Deno.makeTempDir({ prefix: "liveupdate-bulk-outside-" });
+  try {
+    await Deno.mkdir(`${outside}/liveupdate`);
+    await Deno.writeTextFile(`${outside}/liveupdate/requested`, "0\n");
+    await Deno.writeTextFile(`${outside}/shadow`, "secret\n");
+    // A device directory that is a symlink, and a requested attribute that is one.
+    await Deno.symlink(outside, `${root}/devices/a/evil`);
+    await Deno.remove(`${root}/devices/c/liveupdate/requested`);
+    await Deno.symlink(`${outside}/shadow`, `${root}/devices/c/liveupdate/requested`);
+    using libc = openLibc();
+    const results = setRequestedMany(
+      libc,
+      `${root}/devices`,
+      `${root}/kernel/liveupdate/state`,
+      ["a/evil", "c", "a"],
+      true,
+    );
+    for (const result of results.slice(0, 2)) {
+      assert.ok(result instanceof KernelError);
+      assert.equal(result.errno, "ELOOP");
+      assert.match(result.message, /refused to write .*a symlink or "\.\." on the way/);
+    }
+    assert.equal(results[2], null);
+    assert.equal(await Deno.readTextFile(`${outside}/liveupdate/requested`), "0\n");
+    assert.equal(await Deno.readTextFile(`${outside}/shadow`), "secret\n");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});

@@ -123,6 +123,12 @@ export interface PrivateSystemdOptions {
   units?: Readonly<Record<string, string>>;
   /** How long to wait for the manager to be ready (default 60 s; the machine is shared). */
   readyTimeoutMs?: number;
+  /**
+   * Start the manager in a copy of this process's mount namespace (a pid in the host's
+   * pid namespace): its units then see that namespace's mounts, such as the simulated
+   * kernel's FUSE mount. Default: the calling process's own.
+   */
+  mountNamespaceOf?: number;
   /** The manager's log level (default "info"; "debug" explains every transaction). */
   logLevel?: "debug" | "info" | "notice" | "warning" | "err";
   /** Prefix of the run's name (cgroups, /tmp directory); default {@link DEFAULT_RUN_PREFIX}. */
@@ -605,8 +611,14 @@ export async function startPrivateSystemd(
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw error;
   }
-  const child = new Deno.Command("/bin/bash", {
+  const enter = options.mountNamespaceOf === undefined
+    ? []
+    : ["-t", String(options.mountNamespaceOf), "-m", "--", "/bin/bash"];
+  // nsenter (mount namespace only) execs the wrapper in place: the child stays unshare.
+  const program = enter.length > 0 ? "nsenter" : "/bin/bash";
+  const child = new Deno.Command(program, {
     args: [
+      ...enter,
       "-c",
       WRAPPER_SCRIPT,
       "private-manager",

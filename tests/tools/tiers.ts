@@ -33,14 +33,15 @@ export const TIERS: readonly Tier[] = [
     name: "integration",
     description:
       "Against real processes as root: the simulated LUO kernel (FUSE) and its conformance " +
-      "suite, a private systemd manager on its own bus, and the agent's layers against both.",
+      "suite, a private systemd manager on its own bus, the agent's layers against both, and " +
+      "the hostile-input corpus and write-confinement trace (strace).",
     packages: ["integration"],
     prepare: [
       ["bash", "tests/sim/build.sh"],
       ["bash", "tests/tools/udevadm.sh"],
       ["bash", "tests/tools/promtool.sh"],
     ],
-    paths: ["tests/sim/", "tests/systemd/", "tests/integration/"],
+    paths: ["tests/sim/", "tests/systemd/", "tests/integration/", "tests/hostile/"],
     flags: ["--allow-all"],
   },
   {
