@@ -8,10 +8,14 @@
  *
  * 1. reads `data/<id>` (bounded) and checks the tag is *current* (`Q:`): the
  *    index is sticky and keeps devices a rule once tagged;
- * 2. applies the configured property filter (`devices.match`, exact values);
- * 3. maps the id to its device below `<sysfs>/devices` (see
+ * 2. maps the id to its device below `<sysfs>/devices` (see
  *    {@link SysfsResolver}) and finds the device ancestors the kernel preserves
- *    with it.
+ *    with it;
+ * 3. applies the configured property filter (`devices.match`, exact values) to
+ *    the device's properties: udev's (`E:` lines of its data file) and, for a
+ *    key udev's data lacks, the kernel's (the device's sysfs `uevent` file). A
+ *    real udev database holds only the properties udev added, never the
+ *    kernel's own (`DRIVER`, `PCI_ID`, `MODALIAS`, …); `udevadm info` merges both.
  *
  * Nothing is written. Every problem is collected (not just the first) so one run
  * shows the operator everything to fix; {@link assertUsable} turns them into one
@@ -70,7 +74,7 @@ export interface SelectOptions {
  * (part of the selection cache's key): bump it with any change to what
  * {@link selectDevices} works out for a device, so older caches are not used.
  */
-export const SELECTION_RULES = 1;
+export const SELECTION_RULES = 2;
 
 /** What a selection cache for `options` is made for. */
 export function selectionCacheKey(options: Omit<SelectOptions, "fs" | "cache">): CacheKey {
@@ -152,15 +156,26 @@ function passedOver(
     : (unit ? { id, path, reason, unit } : { id, path, reason });
 }
 
+/**
+ * Why the device's properties do not satisfy `match`, or undefined. A key missing
+ * from udev's data is looked up in the kernel's uevent properties (`uevent()`,
+ * read once, undefined when the device's sysfs entry is unknown or unreadable).
+ */
 function matchProblem(
   record: UdevFacts,
   match: Readonly<Record<string, string>>,
+  uevent: () => Map<string, string> | undefined,
 ): string | undefined {
+  let kernel: Map<string, string> | undefined | null = null;
   for (const [key, wanted] of Object.entries(match)) {
-    const value = record.properties.get(key);
+    let value = record.properties.get(key);
+    if (value === undefined) {
+      if (kernel === null) kernel = uevent();
+      value = kernel?.get(key);
+    }
     if ((value ?? "") !== wanted) {
       return value === undefined
-        ? `it has no property ${key} (wanted "${wanted}")`
+        ? `it has no property ${key} in udev's data or its uevent file (wanted "${wanted}")`
         : `its property ${key} is "${value}", not "${wanted}"`;
     }
   }
@@ -286,14 +301,18 @@ export function selectDevices(options: SelectOptions): Selection {
       return undefined;
     }
     const unit = record.properties.get(UNIT_PROPERTY) || undefined;
+    const resolved = resolver.resolve(id, record);
     let reason: string | undefined;
     if (!record.tagged) {
       reason = `no rule sets the tag "${tag}" now (udev keeps it in the index until the ` +
         "device is removed)";
     } else {
-      reason = matchProblem(record, match);
+      reason = matchProblem(
+        record,
+        match,
+        () => "path" in resolved ? resolver.uevent(resolved.path) : undefined,
+      );
     }
-    const resolved = resolver.resolve(id, record);
     if (reason !== undefined) {
       if (!("path" in resolved)) {
         selection.passedOver.push(passedOver(name, undefined, reason, unit));

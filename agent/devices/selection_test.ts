@@ -76,9 +76,46 @@ Deno.test("selection: property filters pass over tagged devices that do not matc
     assert.equal(none.passedOver[0]!.unit, "vm-0.service");
     assert.equal(none.passedOver[0]!.reason, 'its property DRIVER is "vfio-pci", not "nvme"');
     const absent = select(fixture, fs, { ID_VFIO_GROUP: "7" });
-    assert.equal(absent.passedOver[0]!.reason, 'it has no property ID_VFIO_GROUP (wanted "7")');
+    assert.equal(
+      absent.passedOver[0]!.reason,
+      `it has no property ID_VFIO_GROUP in udev's data or its uevent file (wanted "7")`,
+    );
     // An empty value matches an absent or empty property.
     assert.equal(select(fixture, fs, { ID_VFIO_GROUP: "" }).devices.length, 4, name);
+  });
+});
+
+Deno.test("selection: kernel properties come from sysfs uevent, udev's own from its data", async () => {
+  const tree = smallTree();
+  await using fixture = await makeFixture(tree);
+  const data = `${fixture.udev}/data/+pci:0000:01:00.0`;
+  // A real udev database: no kernel uevent properties (the fixture writes it so).
+  assert.doesNotMatch(await Deno.readTextFile(data), /^E:DRIVER=/m);
+  await withEachFs((inner, name) => {
+    const fs = countingFs(inner);
+    // DRIVER is only in the uevent file: read for each tagged device, once.
+    assert.equal(select(fixture, fs, { DRIVER: "vfio-pci", PCI_SLOT_NAME: "" }).devices.length, 0);
+    const both = select(fixture, fs, { DRIVER: "vfio-pci" });
+    assert.equal(both.devices.length, 4, name);
+    const uevents = fs.reads.filter((path) => path.endsWith(`${FIRST}/uevent`));
+    assert.equal(uevents.length, 2, name);
+    // A property udev sets wins over the kernel's of the same name; no uevent read then.
+    fs.reads.length = 0;
+    assert.equal(select(fixture, fs, { LIVEUPDATE_UNIT: "vm-0.service" }).devices.length, 1);
+    assert.deepEqual(fs.reads.filter((path) => path.endsWith("/uevent")), [], name);
+  });
+  // udev overriding a kernel property (ENV{DRIVER}=...) is what the filter sees.
+  await Deno.writeTextFile(
+    data,
+    (await Deno.readTextFile(data)).replace("V:1\n", "E:DRIVER=renamed\nV:1\n"),
+  );
+  await withEachFs((fs, name) => {
+    const selection = select(fixture, fs, { DRIVER: "vfio-pci" });
+    assert.equal(selection.devices.length, 3, name);
+    assert.equal(
+      selection.passedOver[0]!.reason,
+      'its property DRIVER is "renamed", not "vfio-pci"',
+    );
   });
 });
 

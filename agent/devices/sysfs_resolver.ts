@@ -232,6 +232,22 @@ export class SysfsResolver {
     return this.#follow("class/net", found);
   }
 
+  /**
+   * The kernel's uevent properties of device `path` (its sysfs `uevent` file,
+   * `KEY=VALUE` lines), or undefined when the file cannot be read. udev's
+   * database holds only the properties udev added, not these.
+   */
+  uevent(path: DevicePath): Map<string, string> | undefined {
+    const read = readBounded(this.#fs, `${this.#sysfs}/devices/${path}/uevent`, this.#buffer);
+    if (read.kind !== "ok") return undefined;
+    const properties = new Map<string, string>();
+    for (const line of new TextDecoder().decode(read.bytes).split("\n")) {
+      const match = /^([A-Za-z0-9_]+)=(.*)$/.exec(line);
+      if (match) properties.set(match[1]!, match[2]!);
+    }
+    return properties;
+  }
+
   #ifindexOf(linkPath: string): number | undefined {
     const read = readBounded(this.#fs, `${this.#sysfs}/${linkPath}/uevent`, this.#buffer);
     if (read.kind !== "ok") return undefined;

@@ -6,7 +6,8 @@
  * - `writePlainSysfs` (tests/sim/tree.ts): the same layout as plain files
  *   (benchmarks on tmpfs),
  * - `writeUdevDb`: the matching udev database (`data/<id>`, `tags/<tag>/<id>`),
- *   what udev would hold after its rules ran.
+ *   what udev would hold after its rules ran: only what udev added, not the
+ *   kernel's uevent properties (those are in sysfs, as on a real host).
  *
  * The data file format (version 1), one device per line, parents before
  * children, columns separated by a tab:
@@ -112,11 +113,17 @@ export function ueventText(device: SimDevice): string {
   return Object.entries(device.uevent).map(([k, v]) => `${k}=${v}\n`).join("");
 }
 
-/** The udev database file (`data/<id>`) of a device. */
+/**
+ * The udev database file (`data/<id>`) of a device, as systemd-udevd writes it:
+ * only the properties udev itself added (`E:` lines: rules, builtins, hwdb),
+ * never the kernel's uevent properties (`DRIVER`, `SUBSYSTEM`, `PCI_ID`, …),
+ * which live in the device's sysfs `uevent` file (`udevadm info` merges both).
+ */
 export function udevDataText(device: SimDevice, initialized = 1_700_000_000_000_000): string {
   const lines = [`I:${initialized}`];
-  const properties = { ...device.uevent, ...device.udevProperties };
-  for (const [key, value] of Object.entries(properties)) lines.push(`E:${key}=${value}`);
+  for (const [key, value] of Object.entries(device.udevProperties ?? {})) {
+    lines.push(`E:${key}=${value}`);
+  }
   for (const tag of device.tags ?? []) lines.push(`G:${tag}`);
   for (const tag of device.tags ?? []) lines.push(`Q:${tag}`);
   lines.push("V:1");

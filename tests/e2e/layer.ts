@@ -130,6 +130,13 @@ export async function stageLayer(module: ModuleBuild, release: string): Promise<
   // The LUO stand-in, loaded at boot.
   await copy(dir, `/usr/lib/modules/${release}/updates/luo_rfc1.ko`, module.ko, 0o644);
   await copy(dir, "/usr/lib/modules-load.d/luo_rfc1.conf", `${guest}luo_rfc1.conf`, 0o644);
+  // Its LUO ABI, where the agent's compatibility check reads it (README "Kernel
+  // compatibility"), as a kernel package would ship it: the stand-in's default version.
+  await put(
+    dir,
+    `/usr/lib/modules/${release}/liveupdate-abi`,
+    "# LUO ABI of this kernel, read by liveupdate-agent\nLUO_VERSION=1.0\n",
+  );
   await copy(
     dir,
     "/usr/lib/systemd/system-shutdown/luo-rfc1-reboot",

@@ -42,6 +42,8 @@ export interface Scenario {
   pending?: string;
   /** Host-side checks once the guest's verdict passed; throw to fail. */
   verify?: (result: ScenarioResult) => void;
+  /** Timings read from what the guest recorded (e.g. the agent's attempt record). */
+  timings?: (result: ScenarioResult) => Timing[];
 }
 
 /** One timing of a run. */
@@ -74,6 +76,20 @@ export class ScenarioResult {
   value(boot: number, name: string): string | undefined {
     return this.events.find((e) => e.kind === "value" && e.boot === boot && e.name === name)
       ?.value;
+  }
+
+  /**
+   * The JSON document the guest recorded as value `name` on boot `boot`.
+   * Throws naming it when it is missing or not JSON.
+   */
+  json(boot: number, name: string): unknown {
+    const text = this.value(boot, name);
+    if (text === undefined) throw new Error(`The guest recorded no "${name}" on boot ${boot}`);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new Error(`The guest's "${name}" on boot ${boot} is not JSON: ${text.slice(0, 500)}`);
+    }
   }
 
   /** The checks that failed. */
@@ -114,6 +130,11 @@ export class ScenarioResult {
           seconds: Number(event.value),
         });
       }
+    }
+    try {
+      out.push(...this.scenario.timings?.(this) ?? []);
+    } catch {
+      // A record the guest did not write (the run failed earlier): its checks say why.
     }
     const verdict = this.verdict;
     if (verdict) {

@@ -43,6 +43,12 @@ Deno.test("tree writers produce the simulator file, a plain sysfs and a udev dat
     const data = await Deno.readTextFile(`${dir}/udev/data/${udevId(first)}`);
     assert.match(data, /^E:LIVEUPDATE_UNIT=vm-0\.service$/m);
     assert.match(data, /^G:liveupdate$/m);
+    // As systemd-udevd writes it: udev's own properties only; the kernel's are in sysfs.
+    assert.doesNotMatch(data, /^E:(DRIVER|PCI_SLOT_NAME|PCI_ID|MODALIAS)=/m);
+    assert.match(
+      await Deno.readTextFile(`${dir}/sys/devices/${first.path}/uevent`),
+      /^DRIVER=vfio-pci$/m,
+    );
     const viaBus = await Deno.realPath(
       `${dir}/sys/bus/pci/devices/${first.path.split("/").at(-1)}`,
     );

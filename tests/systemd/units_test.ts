@@ -177,11 +177,19 @@ Deno.test("units: ordering against kexec.target, shutdown.target, dbus and udev"
     }
     assert.ok(words(unit, "Unit.Wants").includes("dbus.socket"), `${name} Wants=dbus.socket`);
   }
-  for (const name of ["prepare", "finish"]) {
+  // Every service that reads the udev database (prepare selects, finish reclaims, the
+  // watcher's and cancel's recovery give devices back) starts after udev's coldplug.
+  for (const name of ["prepare", "finish", "cancel", "agent"]) {
     const after = words(await parseUnit(`liveupdate-${name}.service`), "Unit.After");
     assert.ok(after.includes("systemd-udev-trigger.service"), name);
     assert.ok(after.includes("systemd-udev-settle.service"), name);
   }
+  // At boot the watcher's recovery waits for finish instead of racing it for the lock.
+  assert.ok(
+    words(await parseUnit("liveupdate-agent.service"), "Unit.After").includes(
+      "liveupdate-finish.service",
+    ),
+  );
   // Phase targets: each side of an update leaves the others.
   const conflicts = async (phase: string) =>
     words(await parseUnit(`liveupdate-${phase}.target`), "Unit.Conflicts");

@@ -47,6 +47,36 @@ value() {
   emit value "$name" "$*"
 }
 
+# value_output NAME CMD...: CMD's output (stdout and stderr) as value NAME, not
+# cut short (JSON documents for the host's checks; up to 200000 characters).
+value_output() {
+  local name=$1
+  shift
+  printf '%s\t%s\t%s\t%s\n' value "$E2E_BOOT" "$name" \
+    "$("$@" 2>&1 | tr '\t\n' '  ' | cut -c1-200000)" >>"$E2E_EVENTS"
+}
+
+# agent_target_self: points the agent's target at the running kernel and initrd
+# (below /boot, which the agent's permission flags let it read), in a drop-in.
+agent_target_self() {
+  mkdir -p /etc/liveupdate/config.d
+  printf '# Written by the VM tier: the running kernel is its own target.\n[target]\nkernel = "/boot/vmlinuz-%s"\ninitrd = "/boot/initrd.img-%s"\n' \
+    "$(uname -r)" "$(uname -r)" >/etc/liveupdate/config.d/40-e2e-target.toml
+}
+
+# newest_attempt: the newest attempt record the agent wrote (ids sort by time).
+newest_attempt() {
+  find /var/lib/liveupdate/attempts -maxdepth 1 -name '*.json' 2>/dev/null | sort | tail -n1
+}
+
+# unit_done UNIT: UNIT ran and is no longer starting (a oneshot that ended).
+unit_done() {
+  local state
+  state=$(systemctl show -P ActiveState "$1")
+  [ "$state" != activating ] && [ -z "$(systemctl list-jobs --no-legend "$1")" ] &&
+    [ "$(systemctl show -P ExecMainExitTimestampMonotonic "$1")" != 0 ]
+}
+
 _e2e_failed() {
   echo "boot $E2E_BOOT: $1: $2" >>"$E2E_STATE/failures"
   echo "luo-e2e: boot $E2E_BOOT: CHECK FAILED $1: $2" >&2
