@@ -20,3 +20,4 @@ export * from "./sysfs_path.ts";
 export * from "./sysfs_resolver.ts";
 export * from "./udev_data.ts";
 export * from "./udev_id.ts";
+export * from "./udev_queue.ts";

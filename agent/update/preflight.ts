@@ -16,6 +16,9 @@ import {
   DeviceStateError,
   SelectionError,
   selectionFor,
+  UDEV_SETTLE_TIMEOUT_MS,
+  udevQueueFile,
+  waitForUdevQueue,
 } from "../devices/mod.ts";
 import { describeError } from "../errors.ts";
 import { liveUpdateCmdlineProblems, targetCmdline } from "../kexec/mod.ts";
@@ -233,6 +236,16 @@ export async function preflight(
   // Devices.
   if (kernel) {
     try {
+      // At boot the coldplug events may still be in udev's queue: its database is
+      // complete once the queue is empty (as `udevadm settle` waits).
+      if (!await waitForUdevQueue(context.deviceFs, config.paths.udev_db, context.clock)) {
+        context.log.warning(
+          `udev still has events queued ("${udevQueueFile(config.paths.udev_db)}" exists) ` +
+            `after ${
+              UDEV_SETTLE_TIMEOUT_MS / 1000
+            } s; selecting devices from its database as it is.`,
+        );
+      }
       const selection = selectionFor(config, context.deviceFs);
       const selected: PlannedDevice[] = selection.devices.map((device) => ({
         path: device.path,
