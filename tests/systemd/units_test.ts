@@ -160,7 +160,9 @@ Deno.test("units: ordering against kexec.target, shutdown.target, dbus and udev"
     assert.equal(prepare.get(implied), undefined, implied);
   }
   assert.ok(!words(prepare, "Unit.Conflicts").includes("shutdown.target"));
-  assert.deepEqual(words(prepare, "Unit.Requires"), ["sysinit.target"]);
+  // sysinit.target is stopped by the kexec transaction too: only Wants= on it.
+  assert.deepEqual(words(prepare, "Unit.Requires"), []);
+  assert.ok(words(prepare, "Unit.Wants").includes("sysinit.target"));
   assert.ok(words(prepare, "Unit.Before").includes("kexec.target"));
   assert.ok(words(prepare, "Unit.Before").includes("shutdown.target"));
   const finish = await parseUnit("liveupdate-finish.service");
@@ -416,9 +418,10 @@ async function installShipped(
     { mode: 0o755 },
   );
   const units: Record<string, string> = {
-    // The user manager has no sysinit.target; like the system's, it is not stopped
-    // by the shutdown.
-    "sysinit.target": "[Unit]\nDescription=stand-in for sysinit.target\nDefaultDependencies=no\n",
+    // The user manager has no sysinit.target; like the system's (checked in the VM
+    // tier), it is stopped by the shutdown (and the kexec) transaction.
+    "sysinit.target": "[Unit]\nDescription=stand-in for sysinit.target\nDefaultDependencies=no\n" +
+      "Conflicts=shutdown.target\nBefore=shutdown.target\n",
     // Services of the system manager live in system.slice, which is never stopped; the
     // user manager's app.slice is stopped by shutdown.target, taking its services along.
     // (No '-' in the name: that would make it a child of another slice.)

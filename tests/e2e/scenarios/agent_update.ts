@@ -42,7 +42,9 @@ export const agentUpdate: Scenario = {
       throw new Error(`The plan selects a device udev did not mark: ${selected}`);
     }
     const incoming = result.value(2, "incoming") ?? "";
-    if (!/^accepted previous=1\.0 current=1\.0 devices=.*nic0.*nic1/.test(incoming)) {
+    const handedOver = /^accepted previous=1\.0 current=1\.0 devices=(\S+)$/.exec(incoming)?.[1]
+      ?.split(",") ?? [];
+    if (!handedOver.includes("nic0") || !handedOver.includes("nic1")) {
       throw new Error(`The new kernel did not take nic0 and nic1 over: "${incoming}"`);
     }
     // Every step ran and is journaled done.
