@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { GuestEvent } from "./channel.ts";
 import { type Scenario, ScenarioResult } from "./scenario.ts";
+import { agentTimings, expectHistory } from "./scenarios/_agent_records.ts";
 
 const scenario: Scenario = { name: "t", summary: "test", guest: "/nonexistent", boots: 2 };
 
@@ -46,4 +47,38 @@ Deno.test("scenario result: the report names every failed check and the journal 
   const result = new ScenarioResult(scenario, failedCheck, "", journal);
   assert.match(result.report(), /FAILED boot 1 state: expected x/);
   assert.equal(result.journalSummary, "==== units: liveupdate* ====\nagent line\n");
+});
+
+Deno.test("scenario result: JSON values and the agent's timings from its record", () => {
+  const record = {
+    id: "a1",
+    status: "succeeded",
+    timings: { preflight_ms: 1400, prepare_ms: 7900, blackout_ms: 8900, kexec_to_finish_ms: 45100 },
+  };
+  const history = { attempts: [{ id: "a1", status: "succeeded", ended: true }] };
+  const events = [
+    ...run.slice(0, -1),
+    event("value", 2, "record", JSON.stringify(record), 65_000),
+    event("value", 2, "history", JSON.stringify(history), 66_000),
+    event("value", 2, "broken", "{ not json", 67_000),
+    run.at(-1)!,
+  ];
+  const withTimings = { ...scenario, timings: (r: ScenarioResult) => agentTimings(r, 2) };
+  const result = new ScenarioResult(withTimings, events, "", "");
+  assert.deepEqual(result.json(2, "record"), record);
+  assert.throws(() => result.json(2, "broken"), /"broken" on boot 2 is not JSON/);
+  assert.throws(() => result.json(1, "record"), /no "record" on boot 1/);
+  assert.deepEqual(
+    result.timings.filter((t) => t.name.startsWith("agent:")).map((t) => t.seconds),
+    [1.4, 7.9, 8.9, 45.1],
+  );
+  assert.equal(expectHistory(result, 2, "succeeded").id, "a1");
+  assert.throws(
+    () => expectHistory(result, 2, "failed"),
+    /status is "succeeded", expected "failed"/,
+  );
+  // A run that never recorded its attempt: no agent timings, the other timings still.
+  const early = new ScenarioResult(withTimings, run, "", "");
+  assert.equal(early.timings.filter((t) => t.name.startsWith("agent:")).length, 0);
+  assert.equal(early.timings.length, 4);
 });
