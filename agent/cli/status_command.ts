@@ -18,6 +18,10 @@ const line = (label: string, text: string) => `${label.padStart(LABEL)}: ${text}
 const more = (text: string) => `${" ".repeat(LABEL + 2)}${text}`;
 
 function versionText(side: StatusKernelSide): string {
+  if (side.compatible) {
+    const { kho, luo, fileHandlers } = side.compatible;
+    return `handover formats ${[luo, kho, ...fileHandlers].filter((x) => x !== null).join(", ")}`;
+  }
   if (side.version === null) return `LUO ABI unknown — ${side.problem ?? "no metadata"}`;
   const from = side.versionSource === "config"
     ? "set in the configuration"
@@ -42,6 +46,16 @@ function renderText(report: StatusReport): string {
     if (kernel.features && !kernel.features.devices) {
       lines.push(line("Devices", "this kernel preserves no devices"));
     }
+    if (kernel.sessions) {
+      const { broker } = kernel.sessions;
+      lines.push(line(
+        "Sessions",
+        broker.running
+          ? `broker on ${broker.socket}: ${broker.phase}, ${broker.subscribers.length} ` +
+            `subscriber(s), ${broker.incoming.length} from the previous kernel`
+          : `no broker — ${broker.problem}`,
+      ));
+    }
   } else {
     if (kernel.probes.length > 1 && !kernel.probes.some((probe) => probe.usable)) {
       lines.push(line("Kernel", "unavailable — no usable live-update interface"));
@@ -55,8 +69,10 @@ function renderText(report: StatusReport): string {
   lines.push(line(
     "Handover",
     handover.status === "present"
-      ? `from a live update, previous kernel's LUO ABI ${handover.version ?? "not stated"} ` +
-        `(${handover.file})`
+      ? handover.version === null && handover.detail
+        ? `from a live update: ${handover.detail} (${handover.file})`
+        : `from a live update, previous kernel's LUO ABI ${handover.version ?? "not stated"} ` +
+          `(${handover.file})`
       : handover.status === "absent"
       ? `none — ${handover.detail}`
       : `${handover.status} — ${handover.detail}`,

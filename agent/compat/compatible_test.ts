@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  compareHandoverAbi,
-  HandoverAbiError,
-  parseHandoverAbi,
-  readHandoverAbi,
-  runningHandoverAbi,
-  verifyHandover,
-} from "./compat.ts";
-import type { KhoTree } from "./kho.ts";
+import type { KhoTree } from "../kernel/mainline/kho.ts";
+import { CompatError } from "./compat_error.ts";
+import { compareHandoverAbi, runningHandoverAbi, verifyHandover } from "./compatible.ts";
+import { parseAbiMetadata } from "./metadata.ts";
 
 const V73 = { kho: "kho-v4", luo: "luo-v5", fileHandlers: ["memfd-v2"] };
 
@@ -17,31 +12,41 @@ function tree(direction: "in" | "out", fields: Partial<KhoTree>): KhoTree {
     directory: `/sys/kernel/debug/kho/${direction}`,
     kho: null,
     luo: null,
+    hasLuo: false,
     kexec: null,
     problems: [],
     ...fields,
   };
 }
 
-Deno.test("liveupdate-abi metadata: key=value lines; bad lines are named", () => {
-  assert.deepEqual(
-    parseHandoverAbi(
-      "# 7.3\nkho=kho-v4\nluo=luo-v5\nfile-handler=memfd-v2\nfuture=thing-v1\n",
-      "f",
-    ),
-    V73,
+Deno.test("liveupdate-abi metadata of a mainline kernel: compatible strings", () => {
+  const parsed = parseAbiMetadata(
+    "# 7.3\nKHO_COMPATIBLE=kho-v4\nLUO_COMPATIBLE=luo-v5\nLUO_FILE_HANDLERS=memfd-v2 memfd-v2\n" +
+      "FUTURE=thing-v1\n",
+    "f",
   );
-  assert.throws(
-    () => parseHandoverAbi("luo=luo-v5\nluo v6\n", "/usr/lib/modules/7.3.4/liveupdate-abi"),
-    (error) =>
-      error instanceof HandoverAbiError &&
-      /\/usr\/lib\/modules\/7.3.4\/liveupdate-abi, line 2: .*"luo v6"/.test(error.message),
-  );
-  assert.throws(() => parseHandoverAbi("luo=1.0\n", "f"), HandoverAbiError);
-});
-
-Deno.test("readHandoverAbi: missing file is null", async () => {
-  assert.equal(await readHandoverAbi(Deno, "/nonexistent/liveupdate-abi"), null);
+  assert.deepEqual(parsed.compatible, V73);
+  assert.equal(parsed.luoVersion, null);
+  assert.deepEqual(parseAbiMetadata("LUO_COMPATIBLE=luo-v5\n", "f").compatible, {
+    kho: null,
+    luo: "luo-v5",
+    fileHandlers: [],
+  });
+  for (
+    const [text, pattern] of [
+      ["LUO_COMPATIBLE=1.0\n", /LUO_COMPATIBLE "1\.0" is not a compatible string/],
+      ["LUO_COMPATIBLE=luo-v5\nLUO_FILE_HANDLERS=memfd\n", /LUO_FILE_HANDLERS "memfd"/],
+      ["KHO_COMPATIBLE=kho-v4\n", /no LUO_VERSION line .* no LUO_COMPATIBLE line/],
+    ] as const
+  ) {
+    assert.throws(
+      () => parseAbiMetadata(text, "/usr/lib/modules/7.3.4/liveupdate-abi"),
+      (error) =>
+        error instanceof CompatError &&
+        error.message.startsWith("/usr/lib/modules/7.3.4/liveupdate-abi is malformed") &&
+        pattern.test(error.message),
+    );
+  }
 });
 
 Deno.test("compatible, incompatible and unknown pairs", () => {
