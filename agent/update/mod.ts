@@ -9,6 +9,7 @@ export * from "./cancel.ts";
 export * from "./context.ts";
 export * from "./finish.ts";
 export * from "./lock.ts";
+export * from "./mainline_steps.ts";
 export * from "./plan.ts";
 export * from "./preflight.ts";
 export * from "./prepare.ts";

@@ -33,6 +33,7 @@ export function newRecord(context: UpdateContext, plan: Plan, overrides: string[
         release: plan.running.release,
         cmdline: plan.running.cmdline,
         luo_version: plan.running.luoVersion,
+        ...(plan.running.compatible !== undefined ? { compatible: plan.running.compatible } : {}),
       },
       target: {
         release: plan.target.release,
@@ -40,6 +41,7 @@ export function newRecord(context: UpdateContext, plan: Plan, overrides: string[
         ...(plan.target.initrd ? { initrd: plan.target.initrd } : {}),
         cmdline: plan.target.cmdline,
         luo_version: plan.target.luoVersion,
+        ...(plan.target.compatible !== undefined ? { compatible: plan.target.compatible } : {}),
       },
     },
     compat: {

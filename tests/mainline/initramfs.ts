@@ -14,6 +14,7 @@
 
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { abiMetadataText } from "./kernel.ts";
 
 /** The repository root. */
 export const REPO = fileURLToPath(new URL("../../", import.meta.url));
@@ -127,9 +128,10 @@ export async function buildInitramfs(options: InitramfsOptions): Promise<void> {
     await copyFile(join(options.kernelDir, "bzImage"), join(stage, "boot/bzImage"));
     // The kernel's handover metadata where the agent looks for it.
     const release = (await Deno.readTextFile(join(options.kernelDir, "kernel-release"))).trim();
-    await copyFile(
-      join(options.kernelDir, "liveupdate-abi"),
+    await Deno.mkdir(join(stage, "usr/lib/modules", release), { recursive: true });
+    await Deno.writeTextFile(
       join(stage, "usr/lib/modules", release, "liveupdate-abi"),
+      await abiMetadataText({ abiMetadata: join(options.kernelDir, "liveupdate-abi") }),
     );
     await copyFile(join(REPO, "tests/mainline/guest/init.sh"), join(stage, "init"));
     await Deno.chmod(join(stage, "init"), 0o755);
