@@ -164,6 +164,7 @@ async function scenario(t: Deno.TestContext, variant: string, expected: Expectat
   const kernel = await testKernel();
   const root = await debianImage();
   const opt = `${BUILD_DIR}opt-${variant}.img`;
+  await Deno.mkdir(BUILD_DIR, { recursive: true });
   await buildOptDisk(kernel.dir, opt);
   const log = `${BUILD_DIR}logs/debian-${variant}.log`;
   try {
