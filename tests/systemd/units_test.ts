@@ -83,7 +83,7 @@ async function shippedUnits(): Promise<string[]> {
   return names.sort();
 }
 
-Deno.test("units: the agent ships four services and the five phase targets", async () => {
+Deno.test("units: the agent ships five services (one the session broker) and five phase targets", async () => {
   assert.deepEqual(await shippedUnits(), [
     "liveupdate-agent.service",
     "liveupdate-cancel.service",
@@ -93,6 +93,7 @@ Deno.test("units: the agent ships four services and the five phase targets", asy
     "liveupdate-prepare.service",
     "liveupdate-prepare.target",
     "liveupdate-reboot.target",
+    "liveupdate-sessions.service",
     "liveupdate-updated.target",
   ]);
 });
