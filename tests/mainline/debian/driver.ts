@@ -355,6 +355,9 @@ async function bootOneFlow(): Promise<boolean> {
     })
   ) return false;
 
+  // The kexec transaction stops this service too, while `systemctl start` still waits
+  // for the agent to exit: stay until the result is reported, then leave at once.
+  Deno.addSignalListener("SIGTERM", () => {});
   if (
     !await check(boot, "update-prepared", async () => {
       const run = await prepare();
@@ -493,9 +496,6 @@ try {
 } finally {
   libc.close();
 }
-if (kexecIssued) {
-  // systemd is shutting down into the kexec; it stops this service.
-  await new Promise((resolve) => setTimeout(resolve, 10 * 60_000));
-} else {
-  await new Deno.Command("systemctl", { args: ["poweroff"] }).output();
-}
+// After the kexec was issued systemd is shutting down; this service ends at once.
+if (kexecIssued) Deno.exit(0);
+await new Deno.Command("systemctl", { args: ["poweroff"] }).output();

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { permissionFlags } from "../../../agent/build/permissions.ts";
 import { openLibc } from "../../../agent/host/libc.ts";
 import { realClock } from "../../../agent/host/real_host.ts";
 import { LiveupdateDevice } from "../../../agent/kernel/mainline/device.ts";
@@ -122,11 +123,16 @@ class Child {
 }
 
 /**
- * The broker. With --allow-all: Deno demands it for /dev/liveupdate (a device
- * node), /proc/sys and /sys, whatever --allow-read lists (checked in this guest).
+ * The broker, under the agent's own permission flags (agent/build/permissions.ts):
+ * the device node, procfs and debugfs go through libc, which Deno does not
+ * path-check (Deno's file API would demand --allow-all for them).
  */
 function startBroker(): Child {
-  return new Child("broker", ["agent/main.ts", "--log-format=text", "sessions", "serve"]);
+  return new Child(
+    "broker",
+    ["agent/main.ts", "--log-format=text", "sessions", "serve"],
+    permissionFlags(),
+  );
 }
 
 async function waitForSocket(): Promise<void> {
