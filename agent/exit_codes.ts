@@ -27,6 +27,8 @@ export const ExitCode = {
   Busy: 7,
   /** A wait (for example `wait --for=normal`, or for a fleet slot) timed out. */
   Timeout: 8,
+  /** A command that changes the host was run by neither root nor a member of `control.group`. */
+  NotPermitted: 9,
 } as const;
 
 /** One of the values of {@link ExitCode}. */
@@ -74,5 +76,11 @@ export const EXIT_CODE_DOCS: readonly { code: ExitCode; name: string; meaning: s
     code: ExitCode.Timeout,
     name: "timeout",
     meaning: "A wait (for a kernel state, a maintenance window or a fleet slot) ran out.",
+  },
+  {
+    code: ExitCode.NotPermitted,
+    name: "not permitted",
+    meaning:
+      "A command that changes the host was run by neither root nor a `control.group` member.",
   },
 ];

@@ -15,12 +15,14 @@
 
 import { parseArgs } from "node:util";
 import { permissionFlags } from "./permissions.ts";
+import { RUNTIME_FLAGS } from "./runtime_flags.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
 /**
  * The `deno` arguments that compile `main` into `output`: exactly the agent's
- * permission flags ({@link PERMISSION_FLAGS}), baked into the binary.
+ * permission flags ({@link PERMISSION_FLAGS}) and its V8 flags ({@link RUNTIME_FLAGS}),
+ * baked into the binary.
  */
 export function compileArgs(
   output: string,
@@ -28,7 +30,7 @@ export function compileArgs(
   netHosts?: readonly string[],
 ): string[] {
   const flags = permissionFlags(netHosts ? { netHosts } : {});
-  return ["compile", "--frozen", ...flags, "--output", output, main];
+  return ["compile", "--frozen", ...flags, ...RUNTIME_FLAGS, "--output", output, main];
 }
 
 async function isFullDeno(binary: string): Promise<boolean> {

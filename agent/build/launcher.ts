@@ -1,13 +1,14 @@
 /**
  * The launcher installed at `/usr/bin/liveupdate-agent` where the agent runs from
  * source instead of as the compiled binary (the VM tier): a shell script that runs
- * `deno run` with exactly the agent's permission flags ({@link PERMISSION_FLAGS}),
- * the same the compiled binary has baked in, so the units behave the same either way.
+ * `deno run` with exactly the agent's permission flags ({@link PERMISSION_FLAGS})
+ * and V8 flags ({@link RUNTIME_FLAGS}), the same the compiled binary has baked in, so the units behave the same either way.
  *
  * @module
  */
 
 import { PERMISSION_FLAGS } from "./permissions.ts";
+import { RUNTIME_FLAGS } from "./runtime_flags.ts";
 
 /** Where the launcher finds Deno, the agent and Deno's cache. */
 export interface LauncherOptions {
@@ -21,7 +22,15 @@ export interface LauncherOptions {
 
 /** The `deno` arguments of the launcher, before the agent's own arguments. */
 export function launcherArgs(main: string): string[] {
-  return ["run", "--frozen", "--cached-only", "--no-prompt", ...PERMISSION_FLAGS, main];
+  return [
+    "run",
+    "--frozen",
+    "--cached-only",
+    "--no-prompt",
+    ...PERMISSION_FLAGS,
+    ...RUNTIME_FLAGS,
+    main,
+  ];
 }
 
 function quote(word: string): string {

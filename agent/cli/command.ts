@@ -29,6 +29,11 @@ export interface CommandContext {
   configRoot: string;
   /** libc and the kernel's files through it, wired in by `agent/main.ts`. */
   platform: Platform;
+  /**
+   * Runs another command line of this agent in this process, on `host` (the
+   * rehearsal runs `check`, `prepare`, `finish` this way). Set by `runCli`.
+   */
+  cli?: (argv: readonly string[], host: Host) => Promise<number>;
 }
 
 /** Parsed options and positional arguments of one invocation. */

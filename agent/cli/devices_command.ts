@@ -23,6 +23,7 @@ import {
   openKernel,
   requireDevices,
 } from "../kernel/mod.ts";
+import { keyValues } from "./attempts_view.ts";
 import type { Command, CommandContext } from "./command.ts";
 
 /** Opens the kernel's per-device part for the command. */
@@ -74,20 +75,46 @@ function flagRows(views: readonly DeviceView[], withUnit: boolean): string[] {
   return table(rows);
 }
 
-/** The report as text for a terminal. */
+/** The report as text: a header and `Key: value` lines as `systemctl status`, then the lists. */
 export function renderDevicesText(report: DevicesReport): string {
-  const lines: string[] = [];
   const match = Object.entries(report.match).map(([key, value]) => `${key}=${value}`).join(", ");
-  lines.push(
-    `Devices tagged "${report.tag}" in the udev database (${report.index})` +
-      (match ? `, matching ${match}` : ""),
-  );
-  lines.push(
-    report.kernel.available
-      ? `Kernel: state ${report.kernel.state}`
-      : `Kernel: unavailable — ${report.kernel.reason}`,
-  );
-  lines.push(`Record of the agent's requests: ${report.record}`);
+  const { summary } = report;
+  const parts = [
+    `${summary.selected} selected`,
+    `${summary.requested} requested`,
+    `${summary.toRequest} to request`,
+    `${summary.toClear} to clear`,
+    `${summary.conflicts} conflict${summary.conflicts === 1 ? "" : "s"}`,
+  ];
+  if (summary.preserved) {
+    parts.push(`${summary.preserved} preserved`, `${summary.pendingReclaim} not reclaimed yet`);
+  }
+  const bullet = report.errors.length ? "×" : summary.selected ? "●" : "○";
+  const state = report.errors.length
+    ? `the udev data is unusable (${report.errors.length} error(s))`
+    : summary.pendingReclaim
+    ? `${summary.pendingReclaim} preserved device(s) wait to be reclaimed`
+    : `${summary.selected} device(s) selected for preservation`;
+  const lines: string[] = [
+    `${bullet} devices: ${state}`,
+    ...keyValues([
+      ["Tag", `"${report.tag}" in ${report.index}` + (match ? `, matching ${match}` : "")],
+      [
+        "Kernel",
+        report.kernel.available
+          ? `state ${report.kernel.state}`
+          : `unavailable — ${report.kernel.reason}`,
+      ],
+      ["Record", `${report.record} (the agent's own requests)`],
+      [
+        "Summary",
+        `${parts.join(", ")}.` +
+        (report.complete
+          ? ""
+          : "\nRequests by others on untagged devices are not shown; --all scans every device."),
+      ],
+    ]),
+  ];
   const section = (title: string, body: string[]) => {
     lines.push("", title, ...body.map((line) => `  ${line}`));
   };
@@ -146,24 +173,6 @@ export function renderDevicesText(report: DevicesReport): string {
   for (const view of unreadable) lines.push(`warning: ${view.error}`);
   for (const warning of report.warnings) lines.push(`warning: ${warning.message}`);
   for (const error of report.errors) lines.push(`error: ${error.message}`);
-  const { summary } = report;
-  const parts = [
-    `${summary.selected} selected`,
-    `${summary.requested} requested`,
-    `${summary.toRequest} to request`,
-    `${summary.toClear} to clear`,
-    `${summary.conflicts} conflict${summary.conflicts === 1 ? "" : "s"}`,
-  ];
-  if (summary.preserved) {
-    parts.push(`${summary.preserved} preserved`, `${summary.pendingReclaim} not reclaimed yet`);
-  }
-  lines.push(
-    "",
-    `Summary: ${parts.join(", ")}.` +
-      (report.complete
-        ? ""
-        : " (Requests by others on untagged devices are not shown; --all scans every device.)"),
-  );
   return lines.join("\n") + "\n";
 }
 

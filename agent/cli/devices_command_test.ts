@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertDocument } from "../../tests/tools/assert_document.ts";
 import { generateTree, writePlainSysfs, writeUdevDb } from "../../tests/sim/tree.ts";
 import { createTestHost, libcKernelFs, openLibc } from "../host/mod.ts";
 import type { Platform } from "./platform.ts";
@@ -50,7 +51,7 @@ Deno.test("devices --json: the selection and the kernel's view side by side", as
   await Deno.writeTextFile(flag(`${PORT}/0000:01:00.0`), "1\n");
   const { code, stdout } = await devices(dir.root, "--json");
   assert.equal(code, 0);
-  const report = JSON.parse(stdout);
+  const report = assertDocument("devices", stdout);
   assert.equal(report.version, 1);
   assert.deepEqual(report.kernel, { available: true, state: "normal" });
   assert.equal(report.selected.length, 4);
@@ -89,14 +90,14 @@ Deno.test("devices: the agent's old requests and others' requests are told apart
   );
   await Deno.writeTextFile(flag(`${PORT}/0000:01:00.1`), "1\n");
   await Deno.writeTextFile(flag(`${PORT}/0000:01:00.2`), "1\n");
-  const partial = JSON.parse((await devices(dir.root, "--json")).stdout);
+  const partial = assertDocument("devices", (await devices(dir.root, "--json")).stdout);
   assert.equal(partial.deselected[0].path, `${PORT}/0000:01:00.1`);
   assert.equal(partial.deselected[0].unit, "old.service");
   assert.equal(partial.summary.toClear, 1);
   assert.deepEqual(partial.conflicts, []);
 
   const full = await devices(dir.root, "--json", "--all");
-  const report = JSON.parse(full.stdout);
+  const report = assertDocument("devices", full.stdout);
   assert.equal(report.complete, true);
   assert.deepEqual(report.conflicts.map((c: { path: string }) => c.path), [`${PORT}/0000:01:00.2`]);
 
@@ -114,7 +115,7 @@ Deno.test("devices: after an update, who should reclaim what", async () => {
     await Deno.writeTextFile(file(path, "preserved"), "1\n");
   }
   await Deno.writeTextFile(file(`${PORT}/0000:01:00.0`, "reclaimed"), "1\n");
-  const report = JSON.parse((await devices(dir.root, "--json")).stdout);
+  const report = assertDocument("devices", (await devices(dir.root, "--json")).stdout);
   assert.deepEqual(report.kernel, { available: true, state: "updated" });
   assert.equal(report.summary.preserved, 4);
   assert.deepEqual(
@@ -131,7 +132,7 @@ Deno.test("devices: without a live-update kernel the selection is still shown", 
   await using dir = await hostDir({ luo: false });
   const { code, stdout } = await devices(dir.root);
   assert.equal(code, 0);
-  assert.match(stdout, /^Kernel: unavailable — .*kernel\/liveupdate/m);
+  assert.match(stdout, /^ +Kernel: unavailable — .*kernel\/liveupdate/m);
   assert.match(stdout, /Selected \(4\)/);
   assert.match(stdout, /0000:01:00\.0 +\+pci:0000:01:00\.0 +\? +\? +\? +vm-0\.service/);
 });

@@ -65,3 +65,20 @@ export function exitCodeTable(): string {
   const rows = EXIT_CODE_DOCS.map((doc) => `| ${doc.code} | ${doc.name} | ${doc.meaning} |`);
   return ["| code | name | meaning |", "| --- | --- | --- |", ...rows].join("\n") + "\n";
 }
+
+/** A command's usage in one line: `wait [--for=finished|normal] [--timeout=DURATION] [--json]`. */
+export function commandUsage(command: Command): string {
+  const positionals = (command.positionals ?? []).map((name) => ` [${name}]`).join("");
+  const options = Object.entries(command.options).map(([name, spec]) =>
+    spec.type === "string" ? ` [--${name}=${spec.value ?? "VALUE"}]` : ` [--${name}]`
+  ).join("");
+  return `${command.name}${positionals}${options}`;
+}
+
+/** The commands as a Markdown table, for the README. */
+export function commandTable(commands: readonly Command[]): string {
+  const rows = commands.map((command) =>
+    `| \`${commandUsage(command).replaceAll("|", "\\|")}\` | ${command.summary} |`
+  );
+  return ["| command | what it does |", "| --- | --- |", ...rows].join("\n") + "\n";
+}

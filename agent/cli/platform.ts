@@ -9,6 +9,7 @@
 import type { Config } from "../config/mod.ts";
 import { AgentError } from "../errors.ts";
 import { type KernelFs, type Libc, type ProcFacts, procFacts } from "../host/mod.ts";
+import type { Identity } from "./control.ts";
 
 /** What commands may need from the platform besides the Host. */
 export interface Platform {
@@ -20,6 +21,8 @@ export interface Platform {
    * and /dev under the agent's scoped permissions). Created on first call.
    */
   kernelFs: () => KernelFs;
+  /** Who runs the agent (the control surface); by default this process, through libc. */
+  identity?: Identity;
 }
 
 /**

@@ -11,6 +11,7 @@ import { ExitCode } from "../exit_codes.ts";
 import type { Host } from "../host/mod.ts";
 import {
   createLogger,
+  journalSink,
   type Level,
   type LogFormat,
   type Logger,
@@ -20,6 +21,7 @@ import {
 } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
 import type { Command } from "./command.ts";
+import { changesHost, checkControl, processIdentity } from "./control.ts";
 import { COMMANDS } from "./commands.ts";
 import { commandHelp, mainHelp } from "./help.ts";
 import { parseCommandLine } from "./parse.ts";
@@ -31,12 +33,34 @@ export interface RunOptions {
   commands?: readonly Command[];
   /** libc and the kernel's files through it; `agent/main.ts` passes the real ones. */
   platform?: Platform;
+  /**
+   * journald's native socket (default /run/systemd/journal/socket); tests bind
+   * their own. Records go there only under systemd (see `makeLogger`).
+   */
+  journalSocket?: string;
 }
 
-function makeLogger(host: Host, level: Level, format: LogFormat | "auto"): Logger {
+/** The most configuration problems logged one by one. */
+const MAX_PROBLEMS = 50;
+
+/**
+ * The logger of a run. Under systemd ("auto" and JOURNAL_STREAM set) records go to
+ * the journal natively (MESSAGE_ID, LIVEUPDATE_* fields), falling back to
+ * `<N>`-prefixed standard error when the journal's socket cannot be used.
+ */
+function makeLogger(
+  host: Host,
+  level: Level,
+  format: LogFormat | "auto",
+  options: RunOptions,
+): Logger {
   const resolved = resolveFormat(format, host.env, host.stderr);
   const color = resolved === "text" && wantsColor(host.env, host.stderr);
-  return createLogger({ sink: streamSink(host.stderr, resolved, color), clock: host.clock, level });
+  const stream = streamSink(host.stderr, resolved, color);
+  const sink = format === "auto" && resolved === "journal" && options.platform
+    ? journalSink(options.platform.libc, stream, options.journalSocket)
+    : stream;
+  return createLogger({ sink, clock: host.clock, level });
 }
 
 function reportUnexpected(log: Logger, error: unknown): void {
@@ -56,7 +80,7 @@ export async function runCli(
 ): Promise<number> {
   const commands = options.commands ?? COMMANDS;
   const platform = options.platform ?? NO_PLATFORM;
-  let log = makeLogger(host, "info", "auto");
+  let log = makeLogger(host, "info", "auto", options);
   let parsed;
   try {
     parsed = parseCommandLine(argv, commands);
@@ -85,14 +109,21 @@ export async function runCli(
     host.stdout.write(commandHelp(command));
     return ExitCode.Success;
   }
-  log = makeLogger(host, global.logLevel ?? "info", global.logFormat ?? "auto");
+  log = makeLogger(host, global.logLevel ?? "info", global.logFormat ?? "auto", options);
   const configRoot = global.configRoot ?? "/";
   let loaded: LoadedConfig;
   try {
     loaded = await loadConfig(host.fs, { root: configRoot });
   } catch (error) {
     if (error instanceof ConfigError) {
-      for (const problem of error.problems) log.error(problem.message);
+      // Every problem up to a bound: a hostile file must not flood the journal.
+      for (const problem of error.problems.slice(0, MAX_PROBLEMS)) log.error(problem.message);
+      if (error.problems.length > MAX_PROBLEMS) {
+        log.error(
+          `… and ${error.problems.length - MAX_PROBLEMS} more configuration problems ` +
+            "('liveupdate-agent config' after fixing these shows the rest).",
+        );
+      }
       return error.exitCode;
     }
     reportUnexpected(log, error);
@@ -102,9 +133,20 @@ export async function runCli(
     host,
     global.logLevel ?? loaded.config.log.level,
     global.logFormat ?? loaded.config.log.format,
+    options,
   );
   try {
-    return await command.run({ host, log, loaded, configRoot, platform }, args);
+    // Only root or control.group may change anything; nothing is touched before this.
+    if (changesHost(command.name, args.positionals)) {
+      const what = command.name === "fleet" ? "fleet release" : command.name;
+      checkControl(
+        platform.identity ?? processIdentity(platform.libc),
+        loaded.config.control.group,
+        what,
+      );
+    }
+    const cli = (inner: readonly string[], innerHost: Host) => runCli(inner, innerHost, options);
+    return await command.run({ host, log, loaded, configRoot, platform, cli }, args);
   } catch (error) {
     if (error instanceof AgentError) {
       log.error(error.message);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertDocument } from "../../tests/tools/assert_document.ts";
 import { createTestHost } from "../host/mod.ts";
 import { VERSION } from "../version.ts";
 import { runCli } from "./run.ts";
@@ -54,7 +55,7 @@ Deno.test("config --json prints the merged configuration with its sources", asyn
   try {
     const host = createTestHost();
     assert.equal(await runCli(["config", "--json", `--config-root=${root}`], host), 0);
-    const doc = JSON.parse(host.stdout.text());
+    const doc = assertDocument("config", host.stdout.text());
     const file = `${root}/etc/liveupdate/config.d/50-site.toml`;
     assert.equal(doc.version, 1);
     assert.deepEqual(doc.sources, [file]);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertDocument } from "../../tests/tools/assert_document.ts";
 import { buildFdt, khoTree, versionProperty } from "../../tests/kho/fdt_builder.ts";
 import { fakeBzImage } from "../../tests/kho/bzimage.ts";
 import { generateTree, writePlainSysfs } from "../../tests/sim/tree.ts";
@@ -57,7 +58,7 @@ Deno.test("status --json reports the backend, state, handover and compatibility"
       await runCli(["status", "--json", `--config-root=${root}`], host, { platform }),
       0,
     );
-    const report = JSON.parse(host.stdout.text());
+    const report = assertDocument("status", host.stdout.text());
     assert.equal(report.version, 1);
     assert.equal(report.kernel.available, true);
     assert.equal(report.kernel.backend, "rfc-v1");
@@ -113,7 +114,7 @@ Deno.test("status says what is missing when the kernel has no live update", asyn
       await runCli(["status", "--json", `--config-root=${root}`], json, { platform }),
       0,
     );
-    const report = JSON.parse(json.stdout.text());
+    const report = assertDocument("status", json.stdout.text());
     assert.equal(report.kernel.available, false);
     assert.deepEqual(report.kernel.missing, [
       `${root}/sys/kernel/liveupdate`,
@@ -138,7 +139,7 @@ Deno.test("status reports a garbled state file and a malformed handover without 
       await runCli(["status", "--json", `--config-root=${root}`], host, { platform }),
       0,
     );
-    const report = JSON.parse(host.stdout.text());
+    const report = assertDocument("status", host.stdout.text());
     assert.equal(report.kernel.available, false);
     assert.match(report.kernel.reason, /holds "garbage\\n", not a live-update state/);
     assert.equal(report.handover.status, "invalid");
@@ -162,14 +163,29 @@ function attempt(id: string, status: AttemptStatus, notes: Record<string, unknow
       target: { release: "6.15.0-new", luo_version: "1.1" },
     },
     compat: { verdict: "compatible", reason: "", override: false },
-    plan: {},
+    plan: {
+      phases: ["prepare", "reboot", "updated", "finish", "cancel"].map((phase) => ({
+        phase,
+        stop: [],
+        start: [],
+        target: `liveupdate-${phase}.target`,
+        timeoutMs: 1000,
+      })),
+      devices: { supported: true, selected: [], ancestors: [], changes: [] },
+      target: { kernel: "/boot/vmlinuz", cmdline: "liveupdate=on kho=on" },
+    },
     steps: [],
     timings: {},
     overrides: [],
     notes,
   };
   if (status !== "preparing") {
-    record.outcome = { result: status, message: `It ${status}.`, exit_code: 6, at: "" };
+    record.outcome = {
+      result: status,
+      message: `It ${status}.`,
+      exit_code: 6,
+      at: "2026-11-25T20:00:01.000Z",
+    };
   }
   return JSON.stringify(record);
 }
@@ -183,7 +199,7 @@ Deno.test("status lists the last attempts, the open one and damaged records", as
     await Deno.mkdir(dir, { recursive: true });
     const empty = createTestHost();
     assert.equal(await runCli(["status", `--config-root=${root}`], empty, { platform }), 0);
-    assert.match(empty.stdout.text(), /\n {3}Attempts: none yet\n/);
+    assert.match(empty.stdout.text(), /\n {3}Attempts: none recorded in .*\/state\/attempts\n/);
 
     const files: Record<string, string> = {
       "20261125T200000.000Z-aaaaaa.json": attempt("20261125T200000.000Z-aaaaaa", "rolled-back", {
@@ -202,16 +218,20 @@ Deno.test("status lists the last attempts, the open one and damaged records", as
     const text = host.stdout.text();
     assert.match(
       text,
-      /\n {3}Attempts: 20261125T210000\.000Z-bbbbbb is open — 'liveupdate-agent recover'/,
+      /\n {5}Active: updating since 2026-11-25 20:00:00Z; .*\n {13}Attempt 20261125T210000\.000Z-bbbbbb is being prepared\.\n/,
     );
-    assert.match(text, /\n {13}20261125T213000\.000Z-cccccc refused → 6\.15\.0-new\n/);
+    assert.match(text, /\n {3}Attempts: 3 recorded in .*\/state\/attempts, 1 unusable\n/);
     assert.match(
       text,
-      /\n {13}20261125T200000\.000Z-aaaaaa rolled-back → 6\.15\.0-new \(step phase-prepare\)\n/,
+      /\n {2}2026-11-25 20:00:00Z {2}refused +6\.14\.0-old → 6\.15\.0-new +1\.0s {2}20261125T213000\.000Z-cccccc {2}It refused\.\n/,
     );
     assert.match(
       text,
-      /\n {13}damaged: .*20261125T190000\.000Z-dddddd\.json \(it is not valid JSON/,
+      /\n {2}2026-11-25 20:00:00Z {2}rolled-back +6\.14\.0-old → 6\.15\.0-new +1\.0s {2}20261125T200000\.000Z-aaaaaa {2}It rolled-back\.\n/,
+    );
+    assert.match(
+      text,
+      /\n {2}unusable record .*20261125T190000\.000Z-dddddd\.json: it is not valid JSON/,
     );
 
     const json = createTestHost();
@@ -219,9 +239,17 @@ Deno.test("status lists the last attempts, the open one and damaged records", as
       await runCli(["status", "--json", `--config-root=${root}`], json, { platform }),
       0,
     );
-    const { attempts } = JSON.parse(json.stdout.text());
+    const report = assertDocument("status", json.stdout.text());
+    assert.equal(report.summary.state, "updating");
+    assert.equal(report.summary.attempt, "20261125T210000.000Z-bbbbbb");
+    const { attempts } = report;
     assert.equal(attempts.dir, dir);
-    assert.equal(attempts.open, "20261125T210000.000Z-bbbbbb");
+    assert.equal(attempts.total, 3);
+    assert.equal(
+      attempts.open,
+      "20261125T210000.000Z-bbbbbb",
+      "a refused attempt hides no open one",
+    );
     assert.deepEqual(attempts.recent.map((a: { id: string }) => a.id.slice(-6)), [
       "cccccc",
       "bbbbbb",
@@ -230,12 +258,15 @@ Deno.test("status lists the last attempts, the open one and damaged records", as
     assert.deepEqual(attempts.recent[2], {
       id: "20261125T200000.000Z-aaaaaa",
       status: "rolled-back",
-      created: "2026-11-25T20:00:00.000Z",
-      updated: "2026-11-25T20:00:01.000Z",
-      target: "6.15.0-new",
-      result: "rolled-back",
+      ended: true,
+      started: "2026-11-25T20:00:00.000Z",
+      ended_at: "2026-11-25T20:00:01.000Z",
+      running_release: "6.14.0-old",
+      target_release: "6.15.0-new",
+      duration_ms: 1000,
+      exit_code: 6,
       message: "It rolled-back.",
-      failedStep: "phase-prepare",
+      failed_step: "phase-prepare",
     });
     assert.equal(attempts.unreadable.length, 1);
     assert.equal(attempts.problem, null);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertDocument } from "../../tests/tools/assert_document.ts";
 import { createTestHost, libcKernelFs, openLibc } from "../host/mod.ts";
 import type { Platform } from "./platform.ts";
 import { runCli } from "./run.ts";
@@ -65,7 +66,8 @@ async function status(root: string, platform: Platform, json: boolean): Promise<
   const host = createTestHost();
   const args = ["status", ...(json ? ["--json"] : []), `--config-root=${root}`];
   assert.equal(await runCli(args, host, { platform }), 0, host.stderr.text());
-  return json ? JSON.parse(host.stdout.text()) : host.stdout.text();
+  // Both backends' documents match the one published schema.
+  return json ? assertDocument("status", host.stdout.text()) : host.stdout.text();
 }
 
 /** The shape of a JSON value: its keys, recursively (lists of objects by their first). */

@@ -1,11 +1,12 @@
 /**
- * What `liveupdate-agent status` reports, gathered without changing anything: the
- * kernel's live-update support (every backend probed), its state, the incoming
- * handover, and the compatibility of the configured target. The JSON document
- * (`status --json`) is this object, with the same fields on every backend (the
- * backend named in `kernel.backend`; `kernel.sessions` is null where the kernel
- * has no sessions); its `version` changes only when a field changes meaning or
- * disappears.
+ * What `liveupdate-agent status` reports, gathered without changing anything: a
+ * one-line summary of what the agent is doing, the kernel's live-update support
+ * (every backend probed), its state, the incoming handover, the compatibility of
+ * the configured target, the last attempts and the fleet. The JSON document
+ * (`status --json`, schema agent/cli/schemas/status.v1.schema.json) is this
+ * object, with the same fields on every backend (the backend named in
+ * `kernel.backend`; `kernel.sessions` is null where the kernel has no sessions);
+ * its `version` changes only when a field changes meaning or disappears.
  *
  * @module
  */
@@ -18,6 +19,7 @@ import {
 } from "../compat/mod.ts";
 import type { LoadedConfig } from "../config/mod.ts";
 import { describeError } from "../errors.ts";
+import { type FleetRuntimeState, readFleetState } from "../fleet/mod.ts";
 import type { FileSystem } from "../host/mod.ts";
 import {
   type BackendChoice,
@@ -37,8 +39,10 @@ import { isKhoTree } from "../kernel/mainline/kho.ts";
 import { checkCmdline } from "../kernel/mainline/preflight.ts";
 import type { Logger } from "../log/mod.ts";
 import { sessionsStatus } from "../sessions/client.ts";
+import { type AttemptRecord, AttemptStore, TERMINAL_STATUSES } from "../store/mod.ts";
 import { sessionsSocket } from "./sessions_command.ts";
 import { VERSION } from "../version.ts";
+import { type AttemptSummary, summarizeAttempt } from "./attempts_view.ts";
 import { type Platform, procFactsOf } from "./platform.ts";
 
 /** Version of the `status --json` document. */
@@ -94,9 +98,24 @@ export interface StatusSessions {
   };
 }
 
+/** How many attempts `status` shows. */
+export const RECENT_ATTEMPTS = 5;
+
+/** What the agent is doing, in one word. */
+export type ActiveState = "idle" | "updating" | "failed" | "unavailable";
+
 /** The `status --json` document. */
 export interface StatusReport {
   version: typeof STATUS_JSON_VERSION;
+  /** What the agent is doing, and the sentence `status` shows first. */
+  summary: {
+    state: ActiveState;
+    sentence: string;
+    /** The attempt the sentence is about, if any. */
+    attempt: string | null;
+    /** Since when the agent is in this state: the attempt's start or end, if known. */
+    since: string | null;
+  };
   agent: { version: string };
   config: { sources: string[] };
   kernel: {
@@ -140,6 +159,30 @@ export interface StatusReport {
     running: StatusKernelSide;
     target: StatusKernelSide;
     verdict: { outcome: VerdictOutcome; allowed: boolean; override: boolean; sentence: string };
+  };
+  /** The attempts recorded under `paths.state_dir`. */
+  attempts: {
+    dir: string;
+    /** How many ended attempts are kept (`store.history`). */
+    keep: number;
+    total: number;
+    /** The newest {@link RECENT_ATTEMPTS}, newest first. */
+    recent: AttemptSummary[];
+    /**
+     * The attempt still open, if any: the newest that is not `refused` (a refused
+     * attempt changed nothing, so it never hides an open one) and has not ended.
+     */
+    open: string | null;
+    /** Record files that cannot be used (`recover` sets them aside). */
+    unreadable: { path: string; problem: string }[];
+    /** Why the records could not be listed, if they could not. */
+    problem: string | null;
+  };
+  fleet: {
+    backend: string;
+    group: string;
+    /** This host's fleet state file (`<paths.runtime_dir>/fleet.json`), if any. */
+    state: FleetRuntimeState | null;
   };
 }
 
@@ -285,7 +328,40 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
     ...(kernel?.sessions ? { outgoing: kernel.sessions.kho("out") } : {}),
   });
 
-  return {
+  const store = new AttemptStore(context.fs, config.paths.state_dir, config.store.history);
+  let openRecord: AttemptRecord | undefined;
+  const attempts: StatusReport["attempts"] = {
+    dir: store.dir,
+    keep: config.store.history,
+    total: 0,
+    recent: [],
+    open: null,
+    unreadable: [],
+    problem: null,
+  };
+  try {
+    const { records, unreadable } = await store.list();
+    attempts.total = records.length;
+    attempts.recent = records.slice(0, RECENT_ATTEMPTS).map(summarizeAttempt);
+    const newest = records.find((record) => record.status !== "refused");
+    if (newest && !TERMINAL_STATUSES.has(newest.status)) {
+      attempts.open = newest.id;
+      openRecord = newest;
+    }
+    attempts.unreadable = unreadable.map(({ path, problem }) => ({ path, problem }));
+  } catch (error) {
+    attempts.problem = describeError(error);
+  }
+
+  let fleetState: FleetRuntimeState | null = null;
+  if (config.fleet.backend !== "none") {
+    fleetState = await readFleetState(context.fs, config.paths.runtime_dir).catch((error) => {
+      context.log?.warning(describeError(error));
+      return undefined;
+    }) ?? null;
+  }
+
+  const report: Omit<StatusReport, "summary"> = {
     version: STATUS_JSON_VERSION,
     agent: { version: VERSION },
     config: { sources: [...sources] },
@@ -316,5 +392,94 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
       target: sideJson(compat.target),
       verdict: { ...compat.verdict },
     },
+    attempts,
+    fleet: { backend: config.fleet.backend, group: config.fleet.group, state: fleetState },
+  };
+  const { version: documentVersion, ...rest } = report;
+  return { version: documentVersion, summary: summarize(report, openRecord), ...rest };
+}
+
+const OPEN_PHRASES: Record<string, string> = {
+  preparing: "is being prepared",
+  prepared: "is prepared and waits for the kexec or a cancel",
+  "kexec-issued": "issued the kexec and waits for the new kernel",
+  finishing: "is being finished in the new kernel",
+  "rolling-back": "is being rolled back",
+};
+
+/**
+ * The summary: what the agent is doing, from the attempts and the kernel. `open` is
+ * the open attempt's record (for what its rollback left).
+ */
+export function summarize(
+  report: Omit<StatusReport, "summary">,
+  open?: AttemptRecord,
+): StatusReport["summary"] {
+  const newest = report.attempts.recent[0];
+  if (open) {
+    const rollback = open.notes.rollback as { incomplete?: unknown } | undefined;
+    if (open.status === "rolling-back" && rollback?.incomplete) {
+      return {
+        state: "failed",
+        sentence: `Attempt ${open.id} could not be rolled back completely; fix the cause and run ` +
+          "'liveupdate-agent recover' ('liveupdate-agent history latest' shows what is left).",
+        attempt: open.id,
+        since: open.updated,
+      };
+    }
+    return {
+      state: "updating",
+      sentence: `Attempt ${open.id} ${OPEN_PHRASES[open.status] ?? open.status}.`,
+      attempt: open.id,
+      since: open.created,
+    };
+  }
+  const { kernel } = report;
+  if (!kernel.available) {
+    return {
+      state: "unavailable",
+      sentence: kernel.reason ?? "The running kernel offers no live-update interface.",
+      attempt: null,
+      since: null,
+    };
+  }
+  if (kernel.state === "prepared" || kernel.state === "updated") {
+    return {
+      state: "updating",
+      sentence: `The kernel is in state "${kernel.state}" but no attempt of this agent is ` +
+        "open; 'liveupdate-agent recover' decides what to do.",
+      attempt: null,
+      since: null,
+    };
+  }
+  if (report.attempts.unreadable.length > 0 || report.attempts.problem) {
+    return {
+      state: "failed",
+      sentence: report.attempts.problem
+        ? `The attempt records cannot be read: ${report.attempts.problem}`
+        : `${report.attempts.unreadable.length} attempt record(s) cannot be used; ` +
+          "'liveupdate-agent recover' sets them aside and brings the host to a known state.",
+      attempt: null,
+      since: null,
+    };
+  }
+  if (!newest) {
+    return { state: "idle", sentence: "No update recorded.", attempt: null, since: null };
+  }
+  if (newest.status === "failed") {
+    return {
+      state: "failed",
+      sentence: `The last attempt ${newest.id} failed: ${newest.message ?? "no message"}`,
+      attempt: newest.id,
+      since: newest.ended_at,
+    };
+  }
+  return {
+    state: "idle",
+    sentence: newest.status === "succeeded"
+      ? `The last update ${newest.id} succeeded.`
+      : `The last attempt ${newest.id} ended ${newest.status}: ${newest.message ?? "no message"}`,
+    attempt: newest.id,
+    since: newest.ended_at,
   };
 }

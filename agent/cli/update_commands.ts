@@ -6,10 +6,21 @@
  */
 
 import { ExitCode } from "../exit_codes.ts";
+import { keyValues } from "./attempts_view.ts";
+import { refreshAllMetrics } from "./metrics_refresh.ts";
 import type { AttemptRecord } from "../store/mod.ts";
-import { preflight, type Resolution, resolveUpdate, runCancel, runPrepare } from "../update/mod.ts";
+import {
+  preflight,
+  type PreflightResult,
+  type Resolution,
+  resolveUpdate,
+  runCancel,
+  runPrepare,
+  type UpdateContext,
+} from "../update/mod.ts";
 import type { Command, CommandContext } from "./command.ts";
-import { createUpdateContext } from "./update_context.ts";
+import { FLEET_OPTIONS, fleetOverride } from "./fleet_options.ts";
+import { createUpdateContext, type FleetUse } from "./update_context.ts";
 
 const JSON_OPTION = {
   json: { type: "boolean", description: "Print the result as JSON." },
@@ -39,14 +50,22 @@ function printResolution(context: CommandContext, resolution: Resolution, json: 
   }
 }
 
+/**
+ * Runs `run` with the update context; with `metrics`, the metrics file is
+ * rewritten afterwards (whatever the outcome).
+ */
 async function withUpdate<T>(
   context: CommandContext,
-  run: (update: ReturnType<typeof createUpdateContext>["update"]) => Promise<T>,
+  run: (update: UpdateContext) => Promise<T>,
+  options: { metrics?: boolean; fleet?: FleetUse } = {},
 ): Promise<T> {
-  const { update, close } = createUpdateContext(context);
+  const { update, close } = await createUpdateContext(context, {
+    fleet: options.fleet ?? "optional",
+  });
   try {
     return await run(update);
   } finally {
+    if (options.metrics) await refreshAllMetrics(update);
     await close();
   }
 }
@@ -61,9 +80,15 @@ export const prepareCommand: Command = {
     '"reboot", and issue the kexec. Any failure before the kexec rolls everything back',
     "(exit 6). SIGTERM before the kexec rolls back too. This is what",
     "'systemctl start liveupdate-prepare' runs.",
+    "",
+    "With a fleet (fleet.backend), it first waits for the maintenance window (unless --now)",
+    "and a fleet slot, and checks again before changing anything (see the README's \"Fleet",
+    'rollouts"): exit 8 when fleet.wait_timeout runs out, 5 while this host keeps a slot',
+    "from a failed update.",
   ].join("\n"),
   options: {
     ...JSON_OPTION,
+    ...FLEET_OPTIONS,
     "no-kexec": {
       type: "boolean",
       description: "Stop at state prepared; issue the kexec later (systemctl kexec) or cancel.",
@@ -86,6 +111,7 @@ export const prepareCommand: Command = {
           stopAtPrepared: args.values["no-kexec"] === true,
           allowUnknownVersion: args.values["allow-unknown-version"] === true,
           signal: controller.signal,
+          ...(args.values.now === true ? { fleetOverride: fleetOverride(args)! } : {}),
         });
         printRecord(context, record, args.values.json === true);
         if (!args.values.json) {
@@ -102,7 +128,7 @@ export const prepareCommand: Command = {
       } finally {
         Deno.removeSignalListener("SIGTERM", onTerm);
       }
-    });
+    }, { metrics: true, fleet: "required" });
   },
 };
 
@@ -123,7 +149,7 @@ export const finishCommand: Command = {
       const resolution = await resolveUpdate(update, "finish");
       printResolution(context, resolution, args.values.json === true);
       return resolution.exitCode;
-    });
+    }, { metrics: true });
   },
 };
 
@@ -142,7 +168,7 @@ export const recoverCommand: Command = {
       const resolution = await resolveUpdate(update, "recover");
       printResolution(context, resolution, args.values.json === true);
       return resolution.exitCode;
-    });
+    }, { metrics: true });
   },
 };
 
@@ -161,9 +187,55 @@ export const cancelCommand: Command = {
       const resolution = await runCancel(update);
       printResolution(context, resolution, args.values.json === true);
       return resolution.exitCode;
-    });
+    }, { metrics: true });
   },
 };
+
+/** The preflight result as text: a header with the verdict, the plan as `Key: value` lines. */
+export function renderCheck(result: PreflightResult): string {
+  const { plan, problems, overrides } = result;
+  const ok = problems.length === 0;
+  const header = ok
+    ? "● check: prepare would go ahead"
+    : `× check: prepare would refuse (${problems.length} problem${
+      problems.length === 1 ? "" : "s"
+    })`;
+  const width = Math.max(...plan.phases.map((phase) => phase.phase.length), 0);
+  const rows: [string, string][] = [
+    [
+      "Target",
+      `${plan.target.kernel || "(none)"} (${plan.target.release ?? "release unknown"})` +
+      (plan.target.initrd ? `\ninitrd ${plan.target.initrd}` : ""),
+    ],
+    ["Cmdline", plan.target.cmdline || "(none)"],
+    ["Compat", plan.compat.sentence || plan.compat.verdict],
+    ["Backend", plan.backend],
+    [
+      "Devices",
+      plan.devices.supported
+        ? `${plan.devices.selected.length} selected, ${plan.devices.ancestors.length} ` +
+          `ancestor(s) preserved with them, ${plan.devices.changes.length} flag(s) to change` +
+          plan.devices.selected.map((d) => `\n${d.path}${d.unit ? ` (${d.unit})` : ""}`).join("")
+        : "this kernel preserves no devices",
+    ],
+  ];
+  if (plan.phases.length) {
+    rows.push([
+      "Phases",
+      plan.phases.map((phase) =>
+        `${phase.phase.padEnd(width)}  stop [${phase.stop.join(", ")}] start ` +
+        `[${[...phase.start, phase.target].join(", ")}]`
+      ).join("\n"),
+    ]);
+  }
+  rows.push([
+    "Kexec",
+    `${plan.issue === "systemd" ? "kexec.target (systemd)" : "kexec.issue_command"}`,
+  ]);
+  if (overrides.length) rows.push(["Overrides", overrides.join("\n")]);
+  if (!ok) rows.push(["Problems", problems.map((p) => `[${p.check}] ${p.message}`).join("\n")]);
+  return [header, ...keyValues(rows)].join("\n") + "\n";
+}
 
 /** Version of the `check --json` document. */
 export const CHECK_JSON_VERSION = 1;
@@ -206,28 +278,9 @@ export const checkCommand: Command = {
           ) + "\n",
         );
       } else {
-        const { plan } = result;
-        const lines = [
-          `Target:   ${plan.target.kernel || "(none)"} (${
-            plan.target.release ?? "release unknown"
-          })`,
-          `Cmdline:  ${plan.target.cmdline}`,
-          `Compat:   ${plan.compat.sentence || plan.compat.verdict}`,
-          `Backend:  ${plan.backend}`,
-          `Devices:  ${plan.devices.selected.length} selected, ${plan.devices.ancestors.length} ` +
-          `ancestor(s) preserved with them, ${plan.devices.changes.length} flag(s) to change`,
-          ...plan.phases.map((phase) =>
-            `Phase ${phase.phase.padEnd(8)} stop [${phase.stop.join(", ")}] start ` +
-            `[${[...phase.start, phase.target].join(", ")}]`
-          ),
-          ...result.overrides.map((o) => `Override: ${o}`),
-          ok ? "Preflight: OK — prepare would go ahead." : "Preflight: REFUSED",
-          ...result.problems.map((p) => `  - [${p.check}] ${p.message}`),
-          "",
-        ];
-        stdout.write(lines.join("\n"));
+        stdout.write(renderCheck(result));
       }
       return ok ? ExitCode.Success : ExitCode.Refused;
-    });
+    }, { fleet: "none" });
   },
 };

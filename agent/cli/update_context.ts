@@ -6,7 +6,8 @@
  */
 
 import { assessCompatibility } from "../compat/mod.ts";
-import { AgentError } from "../errors.ts";
+import { AgentError, describeError } from "../errors.ts";
+import { createFleet, type FleetCoordinator } from "../fleet/mod.ts";
 import { KexecTools } from "../kexec/mod.ts";
 import { kernelContext, openKernel } from "../kernel/mod.ts";
 import { abortSessions, prepareSessions, sessionsStatus } from "../sessions/client.ts";
@@ -26,6 +27,14 @@ import { procFactsOf } from "./platform.ts";
 import { sessionsSocket } from "./sessions_command.ts";
 
 const startedAt = new Date();
+
+function isSymlink(path: string): boolean {
+  try {
+    return Deno.lstatSync(path).isSymlink;
+  } catch {
+    return false;
+  }
+}
 
 /** The kexec trigger the configuration asks for. */
 function trigger(context: CommandContext, manager: SystemdManager): KexecTrigger {
@@ -83,14 +92,52 @@ function sessionsControl(context: CommandContext): SessionsControl {
 }
 
 /**
- * The update context of a command. Connects to systemd lazily, once; the caller
- * closes it with the returned `close()`.
+ * How a command uses the fleet layer (`fleet.backend`): "required" — a fleet that
+ * cannot be set up stops the command (prepare: nothing changes without the
+ * slot); "optional" — it is logged and the command goes on without it, leaving
+ * the slot as it is (finish must finish the kernel in any case); "none".
  */
-export function createUpdateContext(
+export type FleetUse = "required" | "optional" | "none";
+
+/** The fleet coordinator of the configuration, as `use` asks for it. */
+async function fleetFor(
   context: CommandContext,
-): { update: UpdateContext; close(): Promise<void> } {
+  use: FleetUse,
+): Promise<FleetCoordinator | undefined> {
+  if (use === "none") return undefined;
+  let hostname: string | undefined;
+  try {
+    hostname = procFactsOf(context.platform, context.loaded.config).hostname();
+  } catch (error) {
+    context.log.debug(`The host name is unknown: ${describeError(error)}`);
+  }
+  try {
+    return await createFleet(context.loaded.config, context.host, context.log, {
+      ...(hostname ? { hostname } : {}),
+    });
+  } catch (error) {
+    if (use === "required") throw error;
+    context.log.error(
+      `The fleet layer cannot be set up (${describeError(error)}); going on without it. ` +
+        "This host's fleet slot stays as it is: free it with 'liveupdate-agent fleet release' " +
+        "once the configuration is fixed.",
+    );
+    return undefined;
+  }
+}
+
+/**
+ * The update context of a command. Connects to systemd lazily, once; sets up
+ * the fleet coordinator (`fleet.backend`) as `options.fleet` says (default
+ * "optional"). The caller closes it with the returned `close()`.
+ */
+export async function createUpdateContext(
+  context: CommandContext,
+  options: { fleet?: FleetUse } = {},
+): Promise<{ update: UpdateContext; close(): Promise<void> }> {
   const { config } = context.loaded;
   const { host, log, platform } = context;
+  const fleet = await fleetFor(context, options.fleet ?? "optional");
   const deviceFs = platform.kernelFs();
   let manager: Promise<SystemdManager> | undefined;
   const onJournal = crashHook(context);
@@ -126,13 +173,22 @@ export function createUpdateContext(
       }),
     sessions: sessionsControl(context),
     lock: () => {
+      const dir = config.paths.runtime_dir;
+      // A symlink there would carry the lock file (and its O_CREAT) elsewhere.
+      if (isSymlink(dir)) {
+        throw new AgentError(
+          `The runtime directory "${dir}" (paths.runtime_dir) is a symlink; the agent keeps ` +
+            "its lock only in a real directory. Replace the link with a directory.",
+        );
+      }
       try {
-        Deno.mkdirSync(config.paths.runtime_dir, { recursive: true, mode: 0o700 });
+        Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
       } catch {
         // acquireUpdateLock names the problem.
       }
-      return acquireUpdateLock(platform.libc(), `${config.paths.runtime_dir}/update.lock`);
+      return acquireUpdateLock(platform.libc(), `${dir}/update.lock`);
     },
+    ...(fleet ? { fleet } : {}),
     agentVersion: VERSION,
     startedAt,
     ...(onJournal ? { onJournal } : {}),
@@ -140,7 +196,11 @@ export function createUpdateContext(
   return {
     update,
     async close() {
-      if (manager) await (await manager.catch(() => undefined))?.close();
+      try {
+        if (manager) await (await manager.catch(() => undefined))?.close();
+      } finally {
+        fleet?.close();
+      }
     },
   };
 }

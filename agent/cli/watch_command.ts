@@ -11,9 +11,13 @@ import { describeError } from "../errors.ts";
 import { ExitCode } from "../exit_codes.ts";
 import { KernelUnsupportedError } from "../kernel/mod.ts";
 import { createNotifier } from "../systemd/mod.ts";
-import { BusyError, refreshMetrics, resolveUpdate } from "../update/mod.ts";
+import { BusyError, resolveUpdate } from "../update/mod.ts";
 import type { Command } from "./command.ts";
+import { refreshAllMetrics } from "./metrics_refresh.ts";
 import { createUpdateContext } from "./update_context.ts";
+
+/** How often the watcher rewrites the metrics file besides at every state change. */
+const METRICS_REFRESH_MS = 15_000;
 
 /** Runs until SIGTERM or SIGINT. */
 export const watchCommand: Command = {
@@ -22,13 +26,14 @@ export const watchCommand: Command = {
   description: [
     "Recovers an interrupted update first (as 'recover' does), then follows the kernel's",
     "live-update state through poll(2) with a bounded re-read (kernel.watch_interval), logs",
-    "every change, updates the metrics file and the service status line, and sends READY=1,",
-    "STATUS= and WATCHDOG=1 to systemd when run as a Type=notify service. Stops on SIGTERM.",
+    "every change, updates the metrics file (at every change and every 15 s) and the service",
+    "status line, and sends READY=1, STATUS= and WATCHDOG=1 to systemd when run as a",
+    "Type=notify service. Stops on SIGTERM.",
   ].join("\n"),
   options: {},
   async run(context) {
     const { log, host, platform } = context;
-    const { update, close } = createUpdateContext(context);
+    const { update, close } = await createUpdateContext(context);
     const notifier = createNotifier(host.env, platform.libc);
     const controller = new AbortController();
     const stop = () => controller.abort();
@@ -36,6 +41,12 @@ export const watchCommand: Command = {
     Deno.addSignalListener("SIGINT", stop);
     const pingEvery = notifier.watchdogIntervalMs();
     const ping = pingEvery ? setInterval(() => notifier.watchdog(), pingEvery) : undefined;
+    // The metrics change without a state change too (a fleet wait grows), so refresh on a timer.
+    let lastState: string | undefined;
+    let refreshing: Promise<void> | undefined;
+    const metrics = setInterval(() => {
+      refreshing ??= refreshAllMetrics(update, lastState).finally(() => refreshing = undefined);
+    }, METRICS_REFRESH_MS);
     try {
       try {
         const resolution = await resolveUpdate(update, "recover");
@@ -82,12 +93,15 @@ export const watchCommand: Command = {
             },
           );
         }
-        await refreshMetrics(update, observation.state);
+        lastState = observation.state;
+        await refreshAllMetrics(update, observation.state);
       }
       return ExitCode.Success;
     } finally {
       notifier.stopping("Stopping");
       if (ping !== undefined) clearInterval(ping);
+      clearInterval(metrics);
+      await refreshing;
       Deno.removeSignalListener("SIGTERM", stop);
       Deno.removeSignalListener("SIGINT", stop);
       notifier.close();

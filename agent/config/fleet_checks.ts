@@ -73,9 +73,13 @@ export function fleetProblems(config: Config, origins: Map<string, string>): Con
   pair(origins, problems, "fleet.etcd", fleet.etcd, "username", "password_file");
   pair(origins, problems, "fleet.fleetlock", fleet.fleetlock, "cert_file", "key_file");
   if (fleet.window.days.length === 0) {
-    const stray = ["start", "length", "time_zone"].find((key) =>
-      origins.has(`fleet.window.${key}`)
-    );
+    // A file that itself says days = [] knows there is no window (the shipped
+    // defaults list every key); a window setting from any other file is a mistake.
+    const daysFile = origins.get("fleet.window.days");
+    const stray = ["start", "length", "time_zone"].find((key) => {
+      const file = origins.get(`fleet.window.${key}`);
+      return file !== undefined && file !== daysFile;
+    });
     if (stray !== undefined) {
       problems.push(problem(
         origins,

@@ -111,6 +111,84 @@ async function isMask(fs: FileSystem, file: string): Promise<boolean> {
   }
 }
 
+/** The largest drop-in the agent reads; configuration is a few kilobytes. */
+export const MAX_DROP_IN_BYTES = 1024 * 1024;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The drop-in directories under `root` that exist, symlinks resolved. */
+async function realDirs(fs: FileSystem, root: string): Promise<string[]> {
+  const dirs: string[] = [];
+  for (const dir of DROP_IN_DIRS) {
+    try {
+      dirs.push(await fs.realPath(joinRoot(root, dir)));
+    } catch {
+      // Not there: nothing can resolve into it.
+    }
+  }
+  return dirs;
+}
+
+/**
+ * The text of drop-in `file`, or why it is refused: it must be a regular file of
+ * at most {@link MAX_DROP_IN_BYTES} holding UTF-8, and a symlink must lead to a
+ * file inside one of the drop-in directories (`dirs`, resolved) — never to a FIFO
+ * that would block the read, a huge file, or a secret elsewhere on the host.
+ */
+async function readDropIn(
+  fs: FileSystem,
+  file: string,
+  dirs: readonly string[],
+): Promise<{ text: string } | { problem: string }> {
+  const cannot = (reason: string) => ({
+    problem: `Cannot read config file "${file}": ${reason}. Check the file and its permissions.`,
+  });
+  let info: Deno.FileInfo;
+  try {
+    info = await fs.stat(file);
+  } catch (error) {
+    return cannot(errorReason(error));
+  }
+  if (info.isDirectory) return cannot("it is a directory");
+  if (!info.isFile) {
+    return {
+      problem: `Config file "${file}" is not a regular file (a FIFO, socket or device node); ` +
+        "the agent reads configuration only from regular files. Remove it.",
+    };
+  }
+  if (info.size > MAX_DROP_IN_BYTES) {
+    return {
+      problem: `Config file "${file}" has ${info.size} bytes, more than the ` +
+        `${MAX_DROP_IN_BYTES} a drop-in may have. Remove it or split it.`,
+    };
+  }
+  try {
+    if ((await fs.lstat(file)).isSymlink) {
+      const real = await fs.realPath(file);
+      if (!dirs.some((dir) => real.startsWith(`${dir}/`))) {
+        return {
+          problem: `Config file "${file}" is a symlink to "${real}", outside the configuration ` +
+            `directories (${DROP_IN_DIRS.join(", ")}); the agent follows a drop-in symlink only ` +
+            "into them. Copy the file into a configuration directory instead.",
+        };
+      }
+    }
+    const bytes = await fs.readFile(file);
+    if (bytes.length > MAX_DROP_IN_BYTES) {
+      return {
+        problem: `Config file "${file}" has more than the ${MAX_DROP_IN_BYTES} bytes a drop-in ` +
+          "may have. Remove it or split it.",
+      };
+    }
+    try {
+      return { text: utf8.decode(bytes) };
+    } catch {
+      return { problem: `Config file "${file}" is not UTF-8 text (TOML is). Fix its encoding.` };
+    }
+  } catch (error) {
+    return cannot(errorReason(error));
+  }
+}
+
 function mergeInto(
   target: Record<string, unknown>,
   values: Record<string, unknown>,
@@ -196,19 +274,14 @@ export async function loadConfig(fs: FileSystem, options: LoadOptions = {}): Pro
   const merged = defaultsOf(SCHEMA);
   const origins = new Map<string, string>();
   const problems: ConfigProblem[] = [];
+  const dirs = await realDirs(fs, options.root ?? "/");
   for (const file of sources) {
-    let text: string;
-    try {
-      text = await fs.readTextFile(file);
-    } catch (error) {
-      problems.push({
-        file,
-        message: `Cannot read config file "${file}": ${errorReason(error)}. ` +
-          "Check the file and its permissions.",
-      });
+    const read = await readDropIn(fs, file, dirs);
+    if ("problem" in read) {
+      problems.push({ file, message: read.problem });
       continue;
     }
-    const parsed = parseToml(text);
+    const parsed = parseToml(read.text);
     if (!parsed.ok) {
       const { line, column, reason } = parsed.problem;
       problems.push({

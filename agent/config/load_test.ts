@@ -35,6 +35,27 @@ Deno.test("defaults hold when no drop-in exists", async () => {
   });
 });
 
+Deno.test("the shipped defaults file loads as the defaults, and drop-ins still apply over it", async () => {
+  const shipped = await Deno.readTextFile(
+    new URL("../../config/00-defaults.toml", import.meta.url),
+  );
+  await withRoot({ [`${USR}/00-defaults.toml`]: shipped }, async (root) => {
+    const loaded = await loadConfig(Deno, { root });
+    const bare = await loadConfig(Deno, { root: `${root}/nonexistent` });
+    assert.deepEqual(loaded.config, bare.config, "the file says what the defaults are");
+  });
+  // A window setting from another file, with no days anywhere, is still refused.
+  await withRoot({
+    [`${USR}/00-defaults.toml`]: shipped,
+    [`${ETC}/50-window.toml`]: '[fleet.window]\nstart = "22:00"\n',
+  }, async (root) => {
+    const error = await loadConfig(Deno, { root }).catch((e) => e);
+    assert.ok(error instanceof ConfigError);
+    assert.match(error.message, /"fleet.window.start" is set but "fleet.window.days" lists no day/);
+    assert.match(error.message, /50-window\.toml/);
+  });
+});
+
 Deno.test("directories merge /usr/lib, then /etc, then /run; files lexically within", async () => {
   await withRoot({
     [`${USR}/10-base.toml`]: '[paths]\nsysfs = "/usr-sys"\nstate_dir = "/usr-state"\n',
@@ -514,5 +535,33 @@ Deno.test("fleet settings are read and merged", async () => {
     assert.deepEqual(config.fleet.window.days, ["Sat", "sunday"]);
     assert.equal(config.fleet.window.length, 4 * 3_600_000);
     assert.equal(config.fleet.etcd.lease_ttl, 30_000);
+  });
+});
+
+Deno.test("a drop-in must be a regular UTF-8 file of at most 1 MiB inside the config directories", async () => {
+  await withRoot({ [`${USR}/10.toml`]: '[log]\nlevel = "debug"\n' }, async (root) => {
+    const etc = `${root}${ETC}`;
+    await Deno.mkdir(etc, { recursive: true });
+    const made = await new Deno.Command("mkfifo", { args: [`${etc}/20-fifo.toml`] }).output();
+    assert.equal(made.code, 0);
+    await Deno.writeTextFile(`${root}/shadow`, "root:$6$x:19000:0:99999:7:::\n");
+    await Deno.symlink(`${root}/shadow`, `${etc}/30-outside.toml`);
+    await Deno.symlink(`${root}${USR}/10.toml`, `${etc}/40-inside.toml`);
+    await Deno.writeTextFile(`${etc}/50-huge.toml`, `# ${"x".repeat(1024 * 1024)}\n`);
+    await Deno.writeFile(`${etc}/60-latin1.toml`, new Uint8Array([0x23, 0xe9, 0x0a]));
+    await Deno.writeTextFile(`${etc}/70-deep.toml`, `a = ${"[".repeat(100_000)}`);
+    const error = await loadConfig(Deno, { root }).catch((e) => e);
+    assert.ok(error instanceof ConfigError);
+    const messages = error.problems.map((p) => p.message);
+    assert.equal(messages.length, 5, messages.join("\n"));
+    assert.match(messages[0]!, /20-fifo\.toml" is not a regular file/);
+    assert.match(
+      messages[1]!,
+      /30-outside\.toml" is a symlink to ".*\/shadow", outside the config/,
+    );
+    assert.doesNotMatch(messages.join("\n"), /\$6\$/, "the target's contents are never shown");
+    assert.match(messages[2]!, /50-huge\.toml" has \d+ bytes, more than the 1048576/);
+    assert.match(messages[3]!, /60-latin1\.toml" is not UTF-8 text/);
+    assert.match(messages[4]!, /70-deep\.toml" is not valid TOML/);
   });
 });

@@ -29,6 +29,13 @@ export function parseToml(
       const reason = firstLine.replace(/^Invalid TOML document:\s*/, "").trim() || "syntax error";
       return { ok: false, problem: { line: error.line, column: error.column, reason } };
     }
+    if (error instanceof RangeError) {
+      // The parser recurses per nesting level: a hostile file nests until the stack ends.
+      return {
+        ok: false,
+        problem: { line: 1, column: 1, reason: "tables or arrays nest too deeply" },
+      };
+    }
     throw error;
   }
 }

@@ -80,5 +80,19 @@ export function countingFs(inner: KernelFs): KernelFs & { reads: string[] } {
       return inner.readFile(path, limit);
     },
     write: (path, bytes) => inner.write(path, bytes),
+    ...(inner.identity
+      ? {
+        identity: {
+          list: (path, limit) => inner.identity!.list(path, limit),
+          sameIdentities: (dir, names, identities) =>
+            inner.identity!.sameIdentities(dir, names, identities),
+          identify: (path, out) => inner.identity!.identify(path, out),
+          readIdentified(path, buffer, out) {
+            reads.push(path);
+            return inner.identity!.readIdentified(path, buffer, out);
+          },
+        },
+      }
+      : {}),
   };
 }

@@ -115,13 +115,19 @@ export class TreeKernel implements DeviceKernel {
 /**
  * The same kernel with the bulk fast path. `clobber` replaces the errno of every
  * failure the bulk calls report (as a garbage collection between an FFI call and
- * the errno read can), to check that callers confirm failures one by one.
+ * the errno read can), to check that callers confirm failures one by one. With
+ * `hold`, it also keeps "files" open between a read and a write
+ * (holdRequestedMany), counting those still open in `held`.
  */
-export function withBulk(kernel: TreeKernel, clobber?: string): DeviceKernel & {
+export function withBulk(kernel: TreeKernel, clobber?: string, hold = false): DeviceKernel & {
   bulkCalls: number;
+  held: number;
+  heldWrites: number;
 } {
   const result = {
     bulkCalls: 0,
+    held: 0,
+    heldWrites: 0,
     state: () => kernel.state(),
     readDevice: (path: DevicePath) => kernel.readDevice(path),
     setRequested: (path: DevicePath, value: boolean) => kernel.setRequested(path, value),
@@ -155,6 +161,31 @@ export function withBulk(kernel: TreeKernel, clobber?: string): DeviceKernel & {
         }
       }));
     },
+    ...(hold ? { holdRequestedMany } : {}),
   };
+  async function holdRequestedMany(paths: readonly DevicePath[], value: boolean) {
+    const flags = await result.readRequestedMany(paths);
+    const open = new Set<number>();
+    flags.forEach((flag, index) => {
+      if (flag === !value) open.add(index);
+    });
+    result.held += open.size;
+    return {
+      flags,
+      async write(indexes: readonly number[]) {
+        for (const index of indexes) {
+          if (open.delete(index)) {
+            result.held--;
+            result.heldWrites++;
+          }
+        }
+        return await result.setRequestedMany(indexes.map((index) => paths[index]!), value);
+      },
+      close() {
+        result.held -= open.size;
+        open.clear();
+      },
+    };
+  }
   return result;
 }

@@ -16,6 +16,7 @@
 
 import type { FileSystem } from "../host/mod.ts";
 import type { DevicePath } from "../kernel/kernel.ts";
+import { ensurePrivateDir, readRecordFile } from "../store/private_dir.ts";
 import { OwnershipRecordError } from "./devices_error.ts";
 import { isDevicePath } from "./sysfs_path.ts";
 
@@ -43,6 +44,8 @@ export interface OwnershipStore {
 /** The record's file name below the state directory. */
 export const OWNERSHIP_FILE = "devices-requested.json";
 const FORMAT_VERSION = 1;
+/** The largest record read (100,000 devices take about 10 MB). */
+const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 
 /** The record as JSON text: one device per line, sorted by path. */
 export function ownedToJson(owned: Owned): string {
@@ -84,8 +87,9 @@ export function ownedFromJson(text: string): Map<DevicePath, OwnedDevice> | { pr
   }
   if (!Array.isArray(doc.devices)) return { problem: 'it has no "devices" list' };
   const owned = new Map<DevicePath, OwnedDevice>();
-  for (const [index, item] of doc.devices.entries()) {
-    const entry = item as { path?: unknown; id?: unknown; unit?: unknown };
+  const devices = doc.devices as unknown[];
+  for (let index = 0; index < devices.length; index++) {
+    const entry = devices[index] as { path?: unknown; id?: unknown; unit?: unknown };
     if (
       typeof entry !== "object" || entry === null || typeof entry.path !== "string" ||
       !isDevicePath(entry.path) || typeof entry.id !== "string" ||
@@ -95,10 +99,10 @@ export function ownedFromJson(text: string): Map<DevicePath, OwnedDevice> | { pr
         problem: `device entry ${index} is not { path, id, unit? } with a clean device path`,
       };
     }
-    owned.set(entry.path, {
-      id: entry.id,
-      ...(entry.unit !== undefined ? { unit: entry.unit as string } : {}),
-    });
+    owned.set(
+      entry.path,
+      entry.unit === undefined ? { id: entry.id } : { id: entry.id, unit: entry.unit as string },
+    );
   }
   return owned;
 }
@@ -112,18 +116,18 @@ export function fileOwnershipStore(fs: FileSystem, stateDir: string): OwnershipS
   return {
     where: file,
     async load() {
-      let text: string;
-      try {
-        text = await fs.readTextFile(file);
-      } catch (error) {
-        if (error instanceof Deno.errors.NotFound) return new Map();
+      // A regular file of bounded size only: not a FIFO, a symlink or gigabytes.
+      const read = await readRecordFile(fs, file, MAX_RECORD_BYTES);
+      if ("missing" in read) return new Map();
+      if ("problem" in read) {
         throw new OwnershipRecordError(
-          `Cannot read the record of requested devices "${file}": ${(error as Error).message}.`,
+          `Cannot read the record of requested devices "${file}": ${read.problem}. It lists ` +
+            "the devices whose requested flag the agent set; move it aside only after checking " +
+            "them (liveupdate-agent devices --all).",
           file,
-          { cause: error },
         );
       }
-      const owned = ownedFromJson(text);
+      const owned = ownedFromJson(read.text);
       if (!("problem" in owned)) return owned;
       throw new OwnershipRecordError(
         `The record of requested devices "${file}" is unreadable: ${owned.problem}. It lists ` +
@@ -133,6 +137,18 @@ export function fileOwnershipStore(fs: FileSystem, stateDir: string): OwnershipS
       );
     },
     async save(owned) {
+      // Only clean device paths (a record it could not read back must not be written,
+      // and an undo journal on disk is input like any other).
+      for (const path of owned.keys()) {
+        if (!isDevicePath(path)) {
+          throw new OwnershipRecordError(
+            `Refusing to record the device path "${path}" in "${file}": it is not a path ` +
+              "below <sysfs>/devices. The journal that named it is damaged; check the attempt " +
+              "record and 'liveupdate-agent devices --all'.",
+            file,
+          );
+        }
+      }
       try {
         await writeAtomically(fs, stateDir, file, ownedJsonChunks(owned));
       } catch (error) {
@@ -153,7 +169,7 @@ async function writeAtomically(
   file: string,
   chunks: Iterable<string>,
 ): Promise<void> {
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(fs, dir, "state directory (paths.state_dir)");
   const temp = `${file}.tmp-${crypto.randomUUID()}`;
   try {
     const handle = await fs.open(temp, { write: true, createNew: true, mode: 0o600 });

@@ -20,7 +20,7 @@
 
 import { describeError } from "../errors.ts";
 import { KernelError } from "../kernel/kernel_error.ts";
-import type { DeviceKernel, DevicePath, LuoState } from "../kernel/kernel.ts";
+import type { DeviceKernel, DevicePath, HeldRequested, LuoState } from "../kernel/kernel.ts";
 import type { Logger } from "../log/mod.ts";
 import { forEachLimited, IN_FLIGHT } from "./_pool.ts";
 import { DeviceRefusedError, DeviceStateError, type Refusal } from "./devices_error.ts";
@@ -34,7 +34,7 @@ import {
   suspectsFor,
 } from "./explain.ts";
 import type { Owned, OwnedDevice, OwnershipStore } from "./ownership.ts";
-import { assertUsable, type SelectedDevice, type Selection } from "./selection.ts";
+import { assertUsable, type Selection } from "./selection.ts";
 import type { DeviceIdentity } from "./sysfs_resolver.ts";
 
 /** One change of a device's `requested` flag. */
@@ -115,36 +115,67 @@ interface Planned {
   id?: string;
   to: boolean;
   reason: DeviceChange["reason"];
+  /** Where the device is in the list its flag was read with (for files held open). */
+  index: number;
 }
 
 function ownedList(owned: Owned): DeviceUndo["ownedBefore"] {
-  return [...owned].map(([path, device]) => ({ path, ...device }));
+  const list: DeviceUndo["ownedBefore"] = [];
+  owned.forEach(({ id, unit }, path) => list.push(unit ? { path, id, unit } : { path, id }));
+  return list;
 }
 
 function errnoOf(error: unknown): string | undefined {
   return error instanceof KernelError ? error.errno : undefined;
 }
 
-/** `requested` of each device: the flag, or what reading it threw. */
+/** The indexes of the entries of `items` that `test` accepts. */
+function indexesWhere<T>(items: readonly T[], test: (item: T) => boolean): number[] {
+  const indexes: number[] = [];
+  for (let index = 0; index < items.length; index++) if (test(items[index]!)) indexes.push(index);
+  return indexes;
+}
+
+/** `requested` of each device, as {@link readRequested} read them. */
+interface Read {
+  /** The flag, or what reading it threw. */
+  flags: (boolean | unknown)[];
+  /** Files kept open for writing the value they were read for (see DeviceKernel.holdRequestedMany). */
+  held?: HeldRequested;
+}
+
+/**
+ * `requested` of each device: the flag, or what reading it threw. With `writing`,
+ * the kernel may keep the files of devices whose flag is not `writing` open, for
+ * the write that may follow (the caller closes them).
+ */
 async function readRequested(
   kernel: DeviceKernel,
   paths: readonly DevicePath[],
-): Promise<(boolean | unknown)[]> {
-  if (paths.length === 0) return [];
-  const results: (boolean | unknown)[] = kernel.readRequestedMany
-    ? await kernel.readRequestedMany(paths)
-    : new Array(paths.length).fill(undefined);
+  writing?: boolean,
+): Promise<Read> {
+  if (paths.length === 0) return { flags: [] };
+  let held: HeldRequested | undefined;
+  let flags: (boolean | unknown)[];
+  if (writing !== undefined && kernel.holdRequestedMany) {
+    held = await kernel.holdRequestedMany(paths, writing);
+    flags = [...held.flags];
+  } else {
+    flags = kernel.readRequestedMany
+      ? await kernel.readRequestedMany(paths)
+      : new Array(paths.length).fill(undefined);
+  }
   // Devices the fast path did not answer (or failed: its errno can be unreliable under
   // FFI) are read one by one, which also gives the error its exact errno.
-  await forEachLimited(paths, IN_FLIGHT, async (path, index) => {
-    if (typeof results[index] === "boolean") return;
+  const unanswered = indexesWhere(flags, (flag) => typeof flag !== "boolean");
+  await forEachLimited(unanswered, IN_FLIGHT, async (index) => {
     try {
-      results[index] = (await kernel.readDevice(path)).requested;
+      flags[index] = (await kernel.readDevice(paths[index]!)).requested;
     } catch (error) {
-      results[index] = error ?? new Error("unknown failure");
+      flags[index] = error ?? new Error("unknown failure");
     }
   });
-  return results;
+  return held ? { flags, held } : { flags };
 }
 
 /** What {@link writeRequested} did for each device. */
@@ -155,20 +186,27 @@ interface Written {
   verified: boolean[];
 }
 
-/** Writes `value` to each device's `requested`. */
+/**
+ * Writes `value` to each device's `requested`: through the files `held` open for it
+ * (the devices at `indexes` of the list they were read with) when there are any.
+ */
 async function writeRequested(
   kernel: DeviceKernel,
   paths: readonly DevicePath[],
   value: boolean,
   attempts: number,
+  held?: { files: HeldRequested; indexes: readonly number[] },
 ): Promise<Written> {
   const outcomes: (unknown | null)[] = new Array(paths.length).fill(undefined);
   const verified: boolean[] = new Array(paths.length).fill(false);
   if (paths.length === 0) return { outcomes, verified };
-  if (kernel.setRequestedMany) {
+  if (held || kernel.setRequestedMany) {
     try {
       // The fast path reads each flag back: a null entry is a verified write.
-      (await kernel.setRequestedMany(paths, value)).forEach((outcome, index) => {
+      const results = held
+        ? await held.files.write(held.indexes)
+        : await kernel.setRequestedMany!(paths, value);
+      results.forEach((outcome, index) => {
         outcomes[index] = outcome;
         verified[index] = outcome === null;
       });
@@ -179,7 +217,9 @@ async function writeRequested(
   // Devices not written yet, and failures of the fast path (their errno can be
   // unreliable under FFI), are written one by one; EAGAIN (an interrupted lock wait)
   // is retried, a bounded number of times. Writing a value again is harmless.
-  await forEachLimited(paths, IN_FLIGHT, async (path, index) => {
+  const unwritten = indexesWhere(outcomes, (outcome) => outcome !== null);
+  await forEachLimited(unwritten, IN_FLIGHT, async (index) => {
+    const path = paths[index]!;
     for (let attempt = 1; outcomes[index] !== null && attempt <= attempts; attempt++) {
       if (attempt > 1 && errnoOf(outcomes[index]) !== "EAGAIN") return;
       try {
@@ -203,35 +243,82 @@ async function writeRequested(
 export async function reconcileDevices(options: ReconcileOptions): Promise<ReconcileResult> {
   const { kernel, selection, store } = options;
   const dryRun = options.dryRun ?? false;
-  const attempts = options.attempts ?? 3;
   assertUsable(selection);
   const owned = await store.load();
   const state = await kernel.state();
 
   // 1. Read what the kernel has now: selected devices, then every other device that matters.
-  const selected = new Map<DevicePath, SelectedDevice>();
-  for (const device of selection.devices) selected.set(device.path, device);
+  const { devices } = selection;
+  const selected = new Set<DevicePath>();
+  for (let index = 0; index < devices.length; index++) selected.add(devices[index]!.path);
   const others = new Map<DevicePath, string | undefined>();
-  for (const [path, device] of owned) if (!selected.has(path)) others.set(path, device.id);
+  owned.forEach((device, path) => {
+    if (!selected.has(path)) others.set(path, device.id);
+  });
   for (const over of selection.passedOver) {
     if (over.path !== undefined && !selected.has(over.path)) others.set(over.path, over.id);
   }
   for (const path of options.others ?? []) {
     if (!selected.has(path) && !others.has(path)) others.set(path, undefined);
   }
+  // Selected devices may be requested (1) and others cleared (0): the kernel may keep
+  // the files it reads open for that write (closed in any case below).
+  const selectedPaths: DevicePath[] = new Array(devices.length);
+  for (let index = 0; index < devices.length; index++) selectedPaths[index] = devices[index]!.path;
+  const otherPaths = [...others.keys()];
+  const writing = !dryRun && state === "normal";
+  const selectedRead = await readRequested(kernel, selectedPaths, writing ? true : undefined);
+  let otherRead: Read | undefined;
+  try {
+    otherRead = await readRequested(kernel, otherPaths, writing ? false : undefined);
+    return await reconcileRead(options, {
+      owned,
+      state,
+      others,
+      selectedRead,
+      otherPaths,
+      otherRead,
+    });
+  } finally {
+    selectedRead.held?.close();
+    otherRead?.held?.close();
+  }
+}
+
+/** What {@link reconcileDevices} read before planning. */
+interface Reading {
+  owned: Owned;
+  state: LuoState;
+  /** Devices besides the selected ones that matter, with their ids. */
+  others: Map<DevicePath, string | undefined>;
+  selectedRead: Read;
+  otherPaths: DevicePath[];
+  otherRead: Read;
+}
+
+/** Plans, writes and verifies (see {@link reconcileDevices}). */
+async function reconcileRead(
+  options: ReconcileOptions,
+  reading: Reading,
+): Promise<ReconcileResult> {
+  const { kernel, selection, store } = options;
+  const dryRun = options.dryRun ?? false;
+  const attempts = options.attempts ?? 3;
+  const { owned, state, others, selectedRead, otherPaths, otherRead } = reading;
   const refusals: Refusal[] = [];
   const requestedNow = new Map<DevicePath, boolean>();
-  const selectedPaths = selection.devices.map((device) => device.path);
-  const selectedFlags = await readRequested(kernel, selectedPaths);
-  selectedFlags.forEach((flag, index) => {
-    const device = selection.devices[index]!;
+  const { devices } = selection;
+  for (let index = 0; index < devices.length; index++) {
+    const flag = selectedRead.flags[index];
+    const device = devices[index]!;
     if (typeof flag === "boolean") requestedNow.set(device.path, flag);
     else refusals.push(readRefusal(flag, device.path, device.id));
-  });
-  const otherPaths = [...others.keys()];
+  }
   const gone = new Set<DevicePath>();
-  (await readRequested(kernel, otherPaths)).forEach((flag, index) => {
+  const otherIndex = new Map<DevicePath, number>();
+  otherRead.flags.forEach((flag, index) => {
     const path = otherPaths[index]!;
+    otherIndex.set(path, index);
     if (typeof flag === "boolean") requestedNow.set(path, flag);
     else if (errnoOf(flag) === "ENOENT") gone.add(path);
     else refusals.push(readRefusal(flag, path, others.get(path)));
@@ -241,9 +328,10 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   // 2. Plan.
   const plan: Planned[] = [];
   const alreadyRequested: DevicePath[] = [];
-  for (const device of selection.devices) {
+  for (let index = 0; index < devices.length; index++) {
+    const device = devices[index]!;
     if (requestedNow.get(device.path)) alreadyRequested.push(device.path);
-    else plan.push({ path: device.path, id: device.id, to: true, reason: "selected" });
+    else plan.push({ path: device.path, id: device.id, to: true, reason: "selected", index });
   }
   const foreign: ForeignRequest[] = [];
   const forgotten: DevicePath[] = [];
@@ -253,13 +341,15 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
       continue;
     }
     const requested = requestedNow.get(path) ?? false;
+    const index = otherIndex.get(path)!;
     if (owned.has(path)) {
-      if (requested) plan.push({ path, ...(id ? { id } : {}), to: false, reason: "deselected" });
-      else forgotten.push(path);
+      if (requested) {
+        plan.push({ path, ...(id ? { id } : {}), to: false, reason: "deselected", index });
+      } else forgotten.push(path);
     } else if (requested) {
       const clear = options.clearForeign ?? false;
       foreign.push({ path, ...(id ? { id } : {}), cleared: clear });
-      if (clear) plan.push({ path, ...(id ? { id } : {}), to: false, reason: "foreign" });
+      if (clear) plan.push({ path, ...(id ? { id } : {}), to: false, reason: "foreign", index });
     }
   }
 
@@ -270,7 +360,8 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   }
   // Record the agent's own requests; refresh id and unit of devices it already owns. A
   // SelectedDevice is an OwnedDevice (id, unit) too: no copy per device.
-  for (const device of selection.devices) {
+  for (let index = 0; index < devices.length; index++) {
+    const device = devices[index]!;
     const known = owned.get(device.path);
     if (
       known ? known.id === device.id && known.unit === device.unit : requestedNow.get(device.path)
@@ -311,11 +402,13 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   const unverified: number[] = [];
   for (const to of [true, false]) {
     const steps = plan.filter((step) => step.to === to);
+    const files = (to ? selectedRead : otherRead).held;
     const { outcomes, verified } = await writeRequested(
       kernel,
       steps.map((step) => step.path),
       to,
       attempts,
+      files ? { files, indexes: steps.map((step) => step.index) } : undefined,
     );
     let stateNow: LuoState | undefined;
     for (const [index, outcome] of outcomes.entries()) {
@@ -354,7 +447,7 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
   if (refusals.length === 0) {
     const toCheck = unverified.map((index) => changes[index]!);
     const readBack = await readRequested(kernel, toCheck.map((change) => change.path));
-    readBack.forEach((flag, index) => {
+    readBack.flags.forEach((flag, index) => {
       const change = toCheck[index]!;
       if (typeof flag !== "boolean") {
         refusals.push(readRefusal(flag, change.path, change.id));
@@ -405,11 +498,12 @@ export async function reconcileDevices(options: ReconcileOptions): Promise<Recon
 
 function sameOwned(a: Owned, b: Owned): boolean {
   if (a.size !== b.size) return false;
-  for (const [path, device] of a) {
+  let same = true;
+  a.forEach((device, path) => {
     const other = b.get(path);
-    if (!other || other.id !== device.id || other.unit !== device.unit) return false;
-  }
-  return true;
+    if (!other || other.id !== device.id || other.unit !== device.unit) same = false;
+  });
+  return same;
 }
 
 function readRefusal(error: unknown, path: DevicePath, id: string | undefined): Refusal {
@@ -561,7 +655,7 @@ export async function undoReconcile(options: UndoOptions): Promise<void> {
     }
   }
   const readBack = await readRequested(kernel, restored.map((change) => change.path));
-  readBack.forEach((flag, index) => {
+  readBack.flags.forEach((flag, index) => {
     const change = restored[index]!;
     if (typeof flag === "boolean") {
       if (flag !== change.from) {

@@ -38,6 +38,8 @@ const KERNELS: [string, (kernel: TreeKernel) => DeviceKernel][] = [
   ["per-device", (kernel) => kernel],
   ["bulk", (kernel) => withBulk(kernel)],
   ["bulk, unreliable errno", (kernel) => withBulk(kernel, "EAGAIN")],
+  ["bulk, files held", (kernel) => withBulk(kernel, undefined, true)],
+  ["bulk, files held, unreliable errno", (kernel) => withBulk(kernel, "EAGAIN", true)],
 ];
 
 Deno.test("reconcile: requests the selected devices, records them, and a second run changes nothing", async () => {
@@ -387,4 +389,39 @@ Deno.test("reconcile: devices in the record that vanished are forgotten", async 
   const result = await reconcileDevices({ kernel, selection: select(fixture), store });
   assert.deepEqual(result.forgotten, [gone]);
   assert.ok(!store.current().has(gone));
+});
+
+Deno.test("reconcile: files held open between reading and writing are closed, whatever happens", async () => {
+  const tree = generateTree({ devices: 30, marked: 4, unsupportedPortEvery: 0 });
+  const cases: [string, (kernel: TreeKernel) => void, boolean, boolean][] = [
+    ["success", () => {}, false, true],
+    [
+      "a refused write",
+      (kernel) => kernel.writeFaults.set(`${PORT}/0000:01:01.3`, ["EIO", "EIO"]),
+      false,
+      false,
+    ],
+    [
+      "an unreadable flag",
+      (kernel) => kernel.readFaults.set(`${PORT}/0000:01:00.4`, "EIO"),
+      false,
+      false,
+    ],
+    ["outside state normal", (kernel) => (kernel.luoState = "prepared"), false, false],
+    ["a dry run", () => {}, true, true],
+  ];
+  for (const [name, arrange, dryRun, succeeds] of cases) {
+    const { fixture, kernel, store } = await setup(tree);
+    await using _ = fixture;
+    arrange(kernel);
+    const bulk = withBulk(kernel, undefined, true);
+    const run = reconcileDevices({ kernel: bulk, selection: select(fixture), store, dryRun });
+    if (succeeds) await run;
+    else await assert.rejects(run, Error, name);
+    assert.equal(bulk.held, 0, `${name}: every held file closed`);
+    if (name === "success") {
+      assert.equal(bulk.heldWrites, 4, "the writes went through the held files");
+      assert.deepEqual(kernel.requested().length, 4);
+    }
+  }
 });

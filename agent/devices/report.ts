@@ -213,8 +213,7 @@ async function readFlags(kernel: DeviceKernel, state: LuoState, views: DeviceVie
       if (typeof flag === "boolean") views[index]!.flags = { ...CLEAR, requested: flag };
     });
   }
-  await forEachLimited(views, IN_FLIGHT, async (view) => {
-    if (view.flags) return;
+  await forEachLimited(views.filter((view) => !view.flags), IN_FLIGHT, async (view) => {
     try {
       view.flags = await kernel.readDevice(view.path);
     } catch (error) {

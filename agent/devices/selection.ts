@@ -22,10 +22,22 @@
 
 import { isUnitName } from "../config/fields.ts";
 import type { DevicePath } from "../kernel/kernel.ts";
-import { failed, type KernelFs, readBounded } from "../host/mod.ts";
+import {
+  type BoundedRead,
+  type DirEntry,
+  failed,
+  type FileIdentity,
+  type FsFailure,
+  type IdentityFs,
+  type KernelFs,
+  type Listing,
+  newIdentity,
+  readBounded,
+} from "../host/mod.ts";
+import type { CachedOutcome, CacheKey, SelectionCache } from "./selection_cache.ts";
 import { type DeviceProblem, SelectionError } from "./devices_error.ts";
 import { SysfsResolver } from "./sysfs_resolver.ts";
-import { isUdevDataProblem, parseUdevData, type UdevRecord } from "./udev_data.ts";
+import { isUdevDataProblem, type UdevFacts, udevFacts } from "./udev_data.ts";
 import { parseUdevId } from "./udev_id.ts";
 
 /** The largest udev data file the agent reads (udev writes a few kilobytes). */
@@ -46,6 +58,29 @@ export interface SelectOptions {
   tag: string;
   /** Properties a tagged device must have, with exactly these values (`devices.match`). */
   match?: Readonly<Record<string, string>>;
+  /**
+   * Outcomes remembered from earlier runs, made for {@link selectionCacheKey} of
+   * these options: used (and added to) when `fs` tells file identities.
+   */
+  cache?: SelectionCache;
+}
+
+/**
+ * The version of the rules by which a tagged device is selected or passed over
+ * (part of the selection cache's key): bump it with any change to what
+ * {@link selectDevices} works out for a device, so older caches are not used.
+ */
+export const SELECTION_RULES = 1;
+
+/** What a selection cache for `options` is made for. */
+export function selectionCacheKey(options: Omit<SelectOptions, "fs" | "cache">): CacheKey {
+  return {
+    udevDb: options.udevDb,
+    sysfs: options.sysfs,
+    tag: options.tag,
+    match: options.match ?? {},
+    rules: `selection rules ${SELECTION_RULES}, data files below ${MAX_DATA_BYTES} bytes`,
+  };
 }
 
 /** A device the rules select. */
@@ -95,8 +130,30 @@ export interface Selection {
   errors: DeviceProblem[];
 }
 
+/** A selected device (the same shape however it was worked out). */
+function selected(
+  id: string,
+  path: DevicePath,
+  unit: string | undefined,
+  ancestors: readonly DevicePath[],
+): SelectedDevice {
+  return unit ? { id, path, unit, ancestors } : { id, path, ancestors };
+}
+
+/** A device passed over (the same shape however it was worked out). */
+function passedOver(
+  id: string,
+  path: DevicePath | undefined,
+  reason: string,
+  unit: string | undefined,
+): PassedOver {
+  return path === undefined
+    ? (unit ? { id, reason, unit } : { id, reason })
+    : (unit ? { id, path, reason, unit } : { id, path, reason });
+}
+
 function matchProblem(
-  record: UdevRecord,
+  record: UdevFacts,
   match: Readonly<Record<string, string>>,
 ): string | undefined {
   for (const [key, wanted] of Object.entries(match)) {
@@ -129,11 +186,53 @@ export function selectDevices(options: SelectOptions): Selection {
     warnings: [],
     errors: [],
   };
-  const ids = listIndex(fs, index, selection);
+  // With a cache (and a KernelFs that tells file identities), an unchanged tag index
+  // whose data files are all unchanged gives the selection remembered; otherwise a
+  // device whose data file is unchanged takes the outcome remembered for it.
+  const identities = options.cache ? fs.identity : undefined;
+  const cache = identities ? options.cache : undefined;
+  let listing: Listing | FsFailure | undefined;
+  if (cache) {
+    listing = identities!.list(index, MAX_TAGGED);
+    if (!failed(listing)) {
+      const known = cache.unchanged(listing.key, identities!, `${udevDb}/data`);
+      if (known !== undefined) return { ...selection, ...known };
+    }
+  }
+  const ids = listIndex(
+    listing === undefined
+      ? fs.readDir(index, MAX_TAGGED)
+      : failed(listing)
+      ? listing
+      : listing.entries(),
+    index,
+    selection,
+  );
   const resolver = new SysfsResolver(fs, sysfs);
   const buffer = new Uint8Array(MAX_DATA_BYTES + 1);
   const keep = new Set([UNIT_PROPERTY, "INTERFACE", ...Object.keys(match)]);
+  const identity = newIdentity();
   for (const name of ids) {
+    const file = `${udevDb}/data/${name}`;
+    if (cache?.has(name) && identities!.identify(file, identity)) {
+      const known = cache.lookup(name, identity);
+      if (known !== undefined) {
+        const { path, unit, reason } = known;
+        if (reason !== undefined) selection.passedOver.push(passedOver(name, path, reason, unit));
+        else selection.devices.push(selected(name, path, unit, resolver.ancestors(path)));
+        continue;
+      }
+    }
+    const outcome = evaluate(name, file);
+    if (outcome === undefined) cache?.skip();
+    else cache?.remember(name, identity);
+  }
+
+  /**
+   * Works out one tagged device and adds it to the selection; returns the outcome
+   * when it is clean enough to remember (selected, or passed over with its path).
+   */
+  function evaluate(name: string, file: string): CachedOutcome | undefined {
     const id = parseUdevId(name);
     if ("problem" in id) {
       selection.errors.push({
@@ -141,24 +240,30 @@ export function selectDevices(options: SelectOptions): Selection {
         message: `The udev tag index entry "${index}/${name}" is not a device id: ${id.problem}. ` +
           "udev does not write such entries; remove the file.",
       });
-      continue;
+      return undefined;
     }
-    const file = `${udevDb}/data/${name}`;
-    const read = readBounded(fs, file, buffer);
+    // Never through a symlink: udev writes plain files, and a planted link must not
+    // make the agent read (and quote in its errors) some other file.
+    const read = cache
+      ? readIdentified(identities!, file, buffer, identity)
+      : readBounded(fs, file, buffer, { noFollow: true });
     if (read.kind === "missing") {
       selection.warnings.push({
         id: name,
         message: `The udev tag index lists "${name}" but "${file}" does not exist ` +
           "(a device udev is still removing); it is skipped.",
       });
-      continue;
+      return undefined;
     }
     if (read.kind === "failed") {
       selection.errors.push({
         id: name,
-        message: `Cannot read the udev data file "${file}" (${read.errno}).`,
+        message: read.errno === "ELOOP"
+          ? `The udev data file "${file}" is a symlink; udev writes plain files there. ` +
+            "Remove it."
+          : `Cannot read the udev data file "${file}" (${read.errno}).`,
       });
-      continue;
+      return undefined;
     }
     if (read.kind === "too-big") {
       selection.errors.push({
@@ -167,9 +272,9 @@ export function selectDevices(options: SelectOptions): Selection {
           "udev writes a few kilobytes. Refusing to read it: check what wrote it, then run " +
           `"udevadm trigger" on the device to rewrite it.`,
       });
-      continue;
+      return undefined;
     }
-    const record = parseUdevData(read.bytes, keep);
+    const record = udevFacts(read.bytes, tag, keep);
     if (isUdevDataProblem(record)) {
       const where = record.line > 0 ? ` line ${record.line}` : "";
       selection.errors.push({
@@ -178,11 +283,11 @@ export function selectDevices(options: SelectOptions): Selection {
           `udev does not write this; check what else writes below "${udevDb}", then run ` +
           `"udevadm trigger" on the device to rewrite it.`,
       });
-      continue;
+      return undefined;
     }
     const unit = record.properties.get(UNIT_PROPERTY) || undefined;
     let reason: string | undefined;
-    if (!record.currentTags.has(tag)) {
+    if (!record.tagged) {
       reason = `no rule sets the tag "${tag}" now (udev keeps it in the index until the ` +
         "device is removed)";
     } else {
@@ -190,13 +295,12 @@ export function selectDevices(options: SelectOptions): Selection {
     }
     const resolved = resolver.resolve(id, record);
     if (reason !== undefined) {
-      selection.passedOver.push({
-        id: name,
-        ...("path" in resolved ? { path: resolved.path } : {}),
-        reason,
-        ...(unit ? { unit } : {}),
-      });
-      continue;
+      if (!("path" in resolved)) {
+        selection.passedOver.push(passedOver(name, undefined, reason, unit));
+        return undefined;
+      }
+      selection.passedOver.push(passedOver(name, resolved.path, reason, unit));
+      return { path: resolved.path, reason, unit };
     }
     if ("problem" in resolved) {
       const advice = resolved.vanished
@@ -207,7 +311,7 @@ export function selectDevices(options: SelectOptions): Selection {
         message: `The tagged device "${name}" cannot be mapped to sysfs: ${resolved.problem}. ` +
           advice,
       });
-      continue;
+      return undefined;
     }
     if (unit !== undefined && !isUnitName(unit)) {
       selection.errors.push({
@@ -216,14 +320,10 @@ export function selectDevices(options: SelectOptions): Selection {
         message: `The udev rules set ${UNIT_PROPERTY}="${unit}" on "${name}", which is not a ` +
           'systemd unit name such as "vm@1.service"; fix the rule.',
       });
-      continue;
+      return undefined;
     }
-    selection.devices.push({
-      id: name,
-      path: resolved.path,
-      ...(unit ? { unit } : {}),
-      ancestors: resolver.ancestors(resolved.path),
-    });
+    selection.devices.push(selected(name, resolved.path, unit, resolver.ancestors(resolved.path)));
+    return { path: resolved.path, unit, reason: undefined };
   }
   selection.devices.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   // Two ids for one device (udev never does this, but a stray index entry could).
@@ -251,11 +351,17 @@ export function selectDevices(options: SelectOptions): Selection {
   if (below.size > 0) { for (const device of selection.devices) below.delete(device.path); }
   selection.ancestors = [...below].map(([path, count]) => ({ path, below: count }))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  if (cache && listing !== undefined && !failed(listing)) {
+    cache.finish(selection, listing.key, ids.length);
+  }
   return selection;
 }
 
-function listIndex(fs: KernelFs, index: string, selection: Selection): string[] {
-  const entries = fs.readDir(index, MAX_TAGGED);
+function listIndex(
+  entries: DirEntry[] | FsFailure,
+  index: string,
+  selection: Selection,
+): string[] {
   if (failed(entries)) {
     // No device ever had the tag: an empty selection.
     if (entries.errno === "ENOENT") return [];
@@ -287,4 +393,21 @@ function listIndex(fs: KernelFs, index: string, selection: Selection): string[] 
 /** Throws a {@link SelectionError} listing every error of `selection`, if it has any. */
 export function assertUsable(selection: Selection): void {
   if (selection.errors.length > 0) throw new SelectionError(selection.errors);
+}
+
+/** {@link readBounded}, with the identity of the file read (see IdentityFs.readIdentified). */
+function readIdentified(
+  identities: IdentityFs,
+  path: string,
+  buffer: Uint8Array<ArrayBuffer>,
+  identity: FileIdentity,
+): BoundedRead {
+  const count = identities.readIdentified(path, buffer, identity);
+  if (failed(count)) {
+    return count.errno === "ENOENT" || count.errno === "ENOTDIR"
+      ? { kind: "missing" }
+      : { kind: "failed", errno: count.errno };
+  }
+  if (count >= buffer.length) return { kind: "too-big" };
+  return { kind: "ok", bytes: buffer.subarray(0, count) };
 }

@@ -18,6 +18,9 @@ import { resolveLink } from "./sysfs_path.ts";
 import type { UdevId } from "./udev_id.ts";
 import type { UdevRecord } from "./udev_data.ts";
 
+/** What the resolver uses of a device's udev data. */
+type UdevProperties = Pick<UdevRecord, "properties">;
+
 /** Where a udev id leads, or why it leads nowhere the agent accepts. */
 export type Resolved =
   | { path: DevicePath }
@@ -58,7 +61,7 @@ export class SysfsResolver {
   }
 
   /** The device `id` names; `record` is its udev data (for a network interface's name). */
-  resolve(id: UdevId, record: UdevRecord | undefined): Resolved {
+  resolve(id: UdevId, record: UdevProperties | undefined): Resolved {
     switch (id.kind) {
       case "block":
         return this.#follow("dev/block", `${id.major}:${id.minor}`);
@@ -210,7 +213,7 @@ export class SysfsResolver {
     }
   }
 
-  #resolveNet(ifindex: number, record: UdevRecord | undefined): Resolved {
+  #resolveNet(ifindex: number, record: UdevProperties | undefined): Resolved {
     const name = record?.properties.get("INTERFACE");
     if (name && !name.includes("/") && name !== "." && name !== "..") {
       const resolved = this.#follow("class/net", name);

@@ -228,8 +228,72 @@ export function parseUdevData(
 }
 
 /** Whether `result` is a problem rather than a record. */
-export function isUdevDataProblem(
-  result: UdevRecord | UdevDataProblem,
+export function isUdevDataProblem<T extends object>(
+  result: T | UdevDataProblem,
 ): result is UdevDataProblem {
   return "problem" in result;
+}
+
+/** What the device selection needs of a data file. */
+export interface UdevFacts {
+  /** The properties asked for, as in {@link UdevRecord.properties} (the last line wins). */
+  properties: Map<string, string>;
+  /** Whether the rules set the tag asked for now (in {@link UdevRecord.currentTags}). */
+  tagged: boolean;
+}
+
+/**
+ * A whole data file as udev writes it, in ASCII: every line empty or one of the
+ * forms {@link parseUdevData} accepts (a subset of them: anything else is left to
+ * it). Tested by the regular expression engine in one pass instead of byte by byte.
+ */
+const ASCII_FILE =
+  // deno-lint-ignore no-control-regex -- the file format is defined over control characters
+  /^(?:(?:E:[^\x00-\x20\x7f=]+=[^\n\x00\x80-\uffff]*|[GQ]:[^\x00-\x20\x7f:\x80-\uffff]+|S:[^\n\x00\x80-\uffff]+|I:(?:0|[1-9][0-9]{0,19})|L:-?(?:0|[1-9][0-9]{0,9})|V:(?:0|[1-9][0-9]{0,8})|[\x01-\x09\x0b-\x7f](?<![EGQSILV]):[^\n\x00\x80-\uffff]*)?\n)*$/;
+/** A property name or tag that can be looked for as text in such a file. */
+// deno-lint-ignore no-control-regex -- a name must not hold control characters
+const PLAIN_NAME = /^[^\x00-\x20\x7f=:\x80-\uffff]+$/;
+
+/** The value of the last line starting with `prefix` in `text`, if any. */
+function lastValue(text: string, prefix: string): string | undefined {
+  const at = text.lastIndexOf(`\n${prefix}`);
+  const start = at >= 0 ? at + 1 + prefix.length : text.startsWith(prefix) ? prefix.length : -1;
+  return start < 0 ? undefined : text.slice(start, text.indexOf("\n", start));
+}
+
+/** Whether `text` has the line `line`. */
+function hasLine(text: string, line: string): boolean {
+  return text.startsWith(`${line}\n`) || text.includes(`\n${line}\n`);
+}
+
+/**
+ * The properties named in `keep` and whether `tag` is current, from the bytes of a
+ * data file, or the first problem (exactly as {@link parseUdevData} finds them).
+ * The common file — ASCII, every line of a form udev writes — is checked by one
+ * regular expression and searched as text, which costs a fraction of reading it
+ * byte by byte; anything else goes through {@link parseUdevData}.
+ */
+export function udevFacts(
+  bytes: Uint8Array,
+  tag: string,
+  keep: ReadonlySet<string>,
+): UdevFacts | UdevDataProblem {
+  const text = decoder.decode(bytes);
+  if (
+    text.length === bytes.length && ASCII_FILE.test(text) && PLAIN_NAME.test(tag) &&
+    [...keep].every((name) => PLAIN_NAME.test(name))
+  ) {
+    const version = Number(lastValue(text, "V:") ?? 0);
+    const properties = new Map<string, string>();
+    for (const name of keep) {
+      const value = lastValue(text, `E:${name}=`);
+      if (value !== undefined) properties.set(name, value);
+    }
+    // Version 0 (systemd < 247) has no Q: lines, and every tag listed is current.
+    const tagged = hasLine(text, `Q:${tag}`) || (version === 0 && hasLine(text, `G:${tag}`));
+    return { properties, tagged };
+  }
+  const record = parseUdevData(bytes, keep);
+  if (isUdevDataProblem(record)) return record;
+  return { properties: record.properties, tagged: record.currentTags.has(tag) };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isUdevDataProblem, parseUdevData, type UdevRecord } from "./udev_data.ts";
+import { isUdevDataProblem, parseUdevData, udevFacts, type UdevRecord } from "./udev_data.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -108,4 +108,75 @@ Deno.test("udev data: garbage is refused with the line number", () => {
 
 Deno.test("udev data: L: accepts negative priorities, V: any version", () => {
   assert.equal(parse("L:-100\nV:2\n").version, 2);
+});
+
+/** A deterministic pseudo-random source (xorshift32). */
+function random(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
+Deno.test("udev data: udevFacts says exactly what parseUdevData says, for files udev writes and garbage", () => {
+  const next = random(20240611);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+  const lines = [
+    ...DISK.split("\n").filter((line) => line !== ""),
+    "E:LIVEUPDATE_UNIT=",
+    "E:INTERFACE=eth0",
+    "E:LIVEUPDATE_UNIT=vm-9.service",
+    "Q:liveupdate",
+    "G:liveupdate",
+    "G:other",
+    "V:0",
+    "V:2",
+    "W:3",
+    "X:future key",
+    "::odd",
+    "",
+    "L:-10",
+    "I:0",
+  ];
+  const garbage = [
+    "E:NAME",
+    "E:=x",
+    "E:NA ME=x",
+    "Q:",
+    "Q:a b",
+    "G:a:b",
+    "I:01",
+    "I:x",
+    "L:--1",
+    "V:1x",
+    "S:",
+    "x",
+    "E:KEY=caf\u00e9",
+    "G:caf\u00e9",
+    "\u00e9:x",
+    "E:KEY=a\0b",
+    "\r:x",
+    "E:KEY=tab\there",
+  ];
+  const keep = new Set(["LIVEUPDATE_UNIT", "INTERFACE", "ID_FS_LABEL"]);
+  for (let round = 0; round < 3000; round++) {
+    const count = Math.floor(next() * 12);
+    const chosen: string[] = [];
+    for (let i = 0; i < count; i++) chosen.push(next() < 0.1 ? pick(garbage) : pick(lines));
+    let text = chosen.join("\n") + (next() < 0.95 ? "\n" : "");
+    if (count === 0) text = next() < 0.5 ? "" : "\n";
+    const data = new TextEncoder().encode(text);
+    if (next() < 0.05 && data.length > 0) data[Math.floor(next() * data.length)] = 0xff;
+    for (const tag of ["liveupdate", "other", "bad tag"]) {
+      const slow = parseUdevData(data, keep);
+      const fast = udevFacts(data, tag, keep);
+      const expected = isUdevDataProblem(slow)
+        ? slow
+        : { properties: slow.properties, tagged: slow.currentTags.has(tag) };
+      assert.deepEqual(fast, expected, JSON.stringify(text));
+    }
+  }
 });

@@ -29,13 +29,11 @@ const MAX_IFINDEX = 0x7fffffff;
 
 /** A sysfs directory entry name: 1–255 characters, no '/', no NUL or control characters. */
 function validName(name: string): boolean {
-  if (name.length === 0 || name.length > MAX_NAME || name === "." || name === "..") return false;
-  for (let i = 0; i < name.length; i++) {
-    const code = name.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f || code === 0x2f) return false;
-  }
-  return true;
+  return name.length <= MAX_NAME && NAME.test(name) && name !== "." && name !== "..";
 }
+
+// deno-lint-ignore no-control-regex -- control characters are exactly what the name must not hold
+const NAME = /^[^\x00-\x1f\x7f/]+$/;
 
 /**
  * Parses a udev device id; returns a sentence saying why not when `text` is not

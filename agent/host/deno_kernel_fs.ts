@@ -10,8 +10,10 @@
  * @module
  */
 
+import { denoIdentityFs } from "./file_identity.ts";
 import { errnoName } from "./errno.ts";
-import type { DirEntry, KernelFs } from "./kernel_fs.ts";
+import { isPlainRelative } from "./beneath.ts";
+import { type DirEntry, type KernelFs, relativeBelow } from "./kernel_fs.ts";
 
 /**
  * The errno name of an error Deno's file API threw: the number in its message
@@ -68,9 +70,10 @@ export const denoKernelFs: KernelFs = {
       return { errno: denoErrno(error) };
     }
   },
-  read(path, buffer) {
+  read(path, buffer, options = {}) {
     let file: Deno.FsFile;
     try {
+      if (options.noFollow && Deno.lstatSync(path).isSymlink) return { errno: "ELOOP" };
       file = Deno.openSync(path, { read: true });
     } catch (error) {
       return { errno: denoErrno(error) };
@@ -99,7 +102,21 @@ export const denoKernelFs: KernelFs = {
       return { errno: denoErrno(error) };
     }
   },
-  write(path, bytes) {
+  write(path, bytes, options = {}) {
+    if (options.beneath !== undefined) {
+      // The libc version's openat2 beneath, checked component by component (tests only).
+      const relative = relativeBelow(path, options.beneath);
+      if (relative === undefined || !isPlainRelative(relative)) return { errno: "EXDEV" };
+      let prefix = options.beneath;
+      for (const part of relative.split("/")) {
+        prefix = `${prefix}/${part}`;
+        try {
+          if (Deno.lstatSync(prefix).isSymlink) return { errno: "ELOOP" };
+        } catch (error) {
+          return { errno: denoErrno(error) };
+        }
+      }
+    }
     let file: Deno.FsFile;
     try {
       file = Deno.openSync(path, { write: true });
@@ -114,4 +131,5 @@ export const denoKernelFs: KernelFs = {
       file.close();
     }
   },
+  identity: denoIdentityFs,
 };

@@ -22,6 +22,8 @@
  * @module
  */
 
+import type { IdentityFs } from "./file_identity.ts";
+
 /** A failed call: the errno name ("ENOENT", "EINVAL"…). */
 export interface FsFailure {
   errno: string;
@@ -65,7 +67,7 @@ export interface KernelFs {
    * sysfs attributes) is its end, and the extra read that would return 0 is saved.
    * A count equal to `buffer.length` means the file may be longer.
    */
-  read(path: string, buffer: Uint8Array<ArrayBuffer>): number | FsFailure;
+  read(path: string, buffer: Uint8Array<ArrayBuffer>, options?: ReadOptions): number | FsFailure;
   /**
    * Reads file `path` to its end (procfs files, debugfs blobs), or the failure;
    * "EFBIG" when it holds more than `limit` bytes.
@@ -78,9 +80,34 @@ export interface KernelFs {
    * count the kernel accepted, or the failure (the errno of the open or the write:
    * a sysfs attribute answers a refused value with the kernel's errno). Never
    * creates or truncates: a missing attribute fails with ENOENT, it does not
-   * become a file.
+   * become a file. With `options.beneath`, `path` must lie below that directory
+   * and is opened there with no symlink and no `..` on the way (ELOOP, EXDEV
+   * otherwise; see `beneath.ts`).
    */
-  write(path: string, bytes: Uint8Array<ArrayBuffer>): number | FsFailure;
+  write(path: string, bytes: Uint8Array<ArrayBuffer>, options?: WriteOptions): number | FsFailure;
+  /** File identities, for the device selection's cache; without them it is not used. */
+  identity?: IdentityFs;
+}
+
+/** Options of {@link KernelFs.read}. */
+export interface ReadOptions {
+  /** Fail with ELOOP when `path` itself is a symlink (files udev writes are never one). */
+  noFollow?: boolean;
+}
+
+/** Options of {@link KernelFs.write}. */
+export interface WriteOptions {
+  /** A directory `path` must stay below, through real directories only. */
+  beneath?: string;
+}
+
+/**
+ * `path` relative to `beneath` when it lies below it, else undefined
+ * ("/sys/kernel/liveupdate/prepare" below "/sys" is "kernel/liveupdate/prepare").
+ */
+export function relativeBelow(path: string, beneath: string): string | undefined {
+  const root = beneath.endsWith("/") ? beneath : `${beneath}/`;
+  return path.startsWith(root) && path.length > root.length ? path.slice(root.length) : undefined;
 }
 
 /** Whether `result` is a failure. */
@@ -106,8 +133,9 @@ export function readBounded(
   fs: KernelFs,
   path: string,
   buffer: Uint8Array<ArrayBuffer>,
+  options?: ReadOptions,
 ): BoundedRead {
-  const count = fs.read(path, buffer);
+  const count = fs.read(path, buffer, options);
   if (failed(count)) {
     return count.errno === "ENOENT" || count.errno === "ENOTDIR"
       ? { kind: "missing" }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { denoErrno, denoKernelFs } from "./deno_kernel_fs.ts";
 import { failed, type KernelFs, readBounded } from "./kernel_fs.ts";
+import { openBeneath } from "./beneath.ts";
 import { openLibc } from "./libc.ts";
 import { libcKernelFs } from "./libc_kernel_fs.ts";
 
@@ -88,6 +89,92 @@ Deno.test("KernelFs: write never creates or truncates, and reports the errno", a
       // /dev/full refuses every write with ENOSPC: the write's own errno comes through.
       assert.deepEqual(fs.write("/dev/full", encoder.encode("1")), { errno: "ENOSPC" }, name);
     });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("KernelFs: a write beneath a directory never follows a symlink or leaves it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "liveupdate-kernelfs-" });
+  try {
+    const sys = `${root}/sys`;
+    const outside = `${root}/outside`;
+    await Deno.mkdir(`${sys}/devices/a/liveupdate`, { recursive: true });
+    await Deno.mkdir(`${outside}/liveupdate`, { recursive: true });
+    await Deno.writeTextFile(`${sys}/devices/a/liveupdate/requested`, "0\n");
+    await Deno.writeTextFile(`${outside}/liveupdate/requested`, "0\n");
+    await Deno.writeTextFile(`${outside}/shadow`, "secret\n");
+    // A device directory that is a symlink, a liveupdate directory that is one, and
+    // an attribute that is one: each leads outside <sysfs>.
+    await Deno.symlink(outside, `${sys}/devices/link`);
+    await Deno.mkdir(`${sys}/devices/b`);
+    await Deno.symlink(`${outside}/liveupdate`, `${sys}/devices/b/liveupdate`);
+    await Deno.mkdir(`${sys}/devices/c/liveupdate`, { recursive: true });
+    await Deno.symlink(`${outside}/shadow`, `${sys}/devices/c/liveupdate/requested`);
+    const one = encoder.encode("1");
+    await withEachFs((fs, name) => {
+      const write = (path: string) => fs.write(path, one, { beneath: sys });
+      assert.equal(write(`${sys}/devices/a/liveupdate/requested`), 1, name);
+      const refusedDir = write(`${sys}/devices/link/liveupdate/requested`);
+      assert.ok(failed(refusedDir) && ["ELOOP", "ENOTDIR"].includes(refusedDir.errno), name);
+      assert.deepEqual(write(`${sys}/devices/b/liveupdate/requested`), { errno: "ELOOP" }, name);
+      assert.deepEqual(write(`${sys}/devices/c/liveupdate/requested`), { errno: "ELOOP" }, name);
+      assert.deepEqual(write(`${sys}/devices/a/../../outside/shadow`), { errno: "EXDEV" }, name);
+      assert.deepEqual(write(`${sys}//devices/a/liveupdate/requested`), { errno: "EXDEV" }, name);
+      assert.deepEqual(write(`${outside}/shadow`), { errno: "EXDEV" }, name);
+      assert.deepEqual(write(sys), { errno: "EXDEV" }, name);
+      assert.deepEqual(write(`${sys}/devices/missing/liveupdate/requested`), { errno: "ENOENT" });
+      // Without `beneath` a symlink is followed (reads of sysfs links rely on that).
+    });
+    assert.equal(await Deno.readTextFile(`${outside}/liveupdate/requested`), "0\n");
+    assert.equal(await Deno.readTextFile(`${outside}/shadow`), "secret\n");
+    assert.equal(await Deno.readTextFile(`${sys}/devices/a/liveupdate/requested`), "1\n");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("openBeneath: the fallback without openat2 refuses the same paths", async () => {
+  const root = await Deno.makeTempDir({ prefix: "liveupdate-kernelfs-" });
+  try {
+    await Deno.mkdir(`${root}/a/liveupdate`, { recursive: true });
+    await Deno.writeTextFile(`${root}/a/liveupdate/requested`, "0\n");
+    await Deno.mkdir(`${root}/outside`);
+    await Deno.writeTextFile(`${root}/outside/requested`, "0\n");
+    await Deno.mkdir(`${root}/b`);
+    await Deno.symlink(`${root}/outside`, `${root}/b/liveupdate`);
+    await Deno.symlink(`${root}/outside/requested`, `${root}/a/liveupdate/link`);
+    using real = openLibc();
+    // A binding whose openat2 is missing (ENOSYS), as on kernels before 5.6.
+    const libc = {
+      ...real,
+      errno: () => noOpenat2 ? 38 : real.errno(),
+      symbols: {
+        ...real.symbols,
+        syscall_openat2: () => {
+          noOpenat2 = true;
+          return -1n;
+        },
+        openat: (...args: Parameters<typeof real.symbols.openat>) => {
+          noOpenat2 = false;
+          return real.symbols.openat(...args);
+        },
+      },
+    } as typeof real;
+    let noOpenat2 = false;
+    const dir = openBeneath(libc, root);
+    assert.ok(!failed(dir));
+    try {
+      const fd = dir.open("a/liveupdate/requested", 1);
+      assert.ok(typeof fd === "number" && fd >= 0);
+      real.symbols.close(fd);
+      assert.deepEqual(dir.open("b/liveupdate/requested", 1), { errno: "ENOTDIR" });
+      assert.deepEqual(dir.open("a/liveupdate/link", 1), { errno: "ELOOP" });
+      assert.deepEqual(dir.open("a/../outside/requested", 1), { errno: "EXDEV" });
+      assert.deepEqual(dir.open("/etc/passwd", 1), { errno: "EXDEV" });
+    } finally {
+      dir.close();
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }

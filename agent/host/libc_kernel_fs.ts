@@ -8,8 +8,17 @@
  * @module
  */
 
+import { libcIdentityFs } from "./file_identity.ts";
 import { errnoName } from "./errno.ts";
-import type { DirEntry, FileStat, FsFailure, KernelFs } from "./kernel_fs.ts";
+import { isPlainRelative, openBeneath } from "./beneath.ts";
+import {
+  type DirEntry,
+  failed,
+  type FileStat,
+  type FsFailure,
+  type KernelFs,
+  relativeBelow,
+} from "./kernel_fs.ts";
 import type { Libc } from "./libc.ts";
 
 const O_RDONLY = 0;
@@ -17,6 +26,7 @@ const O_WRONLY = 1;
 const O_DIRECTORY = 0o200000;
 const O_NONBLOCK = 0o4000;
 const O_NOCTTY = 0o400;
+const O_NOFOLLOW = 0o400000;
 const O_CLOEXEC = 0o2000000;
 const PATH_MAX = 4096;
 const DENTS_SIZE = 64 * 1024;
@@ -152,10 +162,11 @@ export function libcKernelFs(libc: Libc): KernelFs {
       for (const entry of unknown) entries.push(entryOf(path, entry));
       return entries;
     },
-    read(path, buffer) {
+    read(path, buffer, options = {}) {
       const name = cPath(path);
       if (!(name instanceof Uint8Array)) return name;
-      const fd = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+      const noFollow = options.noFollow ? O_NOFOLLOW : 0;
+      const fd = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | noFollow, 0);
       if (fd < 0) return lastError();
       const count = Number(read(fd, buffer, size(buffer.length)));
       const failure = count < 0 ? lastError() : undefined;
@@ -198,18 +209,35 @@ export function libcKernelFs(libc: Libc): KernelFs {
       if (count >= link.length) return { errno: "ENAMETOOLONG" };
       return decoder.decode(link.subarray(0, count));
     },
-    write(path, bytes) {
-      const name = cPath(path);
-      if (!(name instanceof Uint8Array)) return name;
+    write(path, bytes, options = {}) {
       // No O_CREAT, no O_TRUNC: a missing attribute must fail, not become a file.
       // O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of hanging the open.
-      const fd = open(name, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
-      if (fd < 0) return lastError();
+      const flags = O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+      let fd: number;
+      if (options.beneath !== undefined) {
+        const relative = relativeBelow(path, options.beneath);
+        if (relative === undefined || !isPlainRelative(relative)) return { errno: "EXDEV" };
+        const dir = openBeneath(libc, options.beneath);
+        if (failed(dir)) return dir;
+        try {
+          const opened = dir.open(relative, flags);
+          if (failed(opened)) return opened;
+          fd = opened;
+        } finally {
+          dir.close();
+        }
+      } else {
+        const name = cPath(path);
+        if (!(name instanceof Uint8Array)) return name;
+        fd = open(name, flags, 0);
+        if (fd < 0) return lastError();
+      }
       const count = Number(write(fd, bytes, size(bytes.length)));
       const failure = count < 0 ? lastError() : undefined;
       close(fd);
       return failure ?? count;
     },
+    identity: libcIdentityFs(libc),
   };
 }
 

@@ -56,6 +56,27 @@ export interface DeviceKernel {
     devices: readonly DevicePath[],
     value: boolean,
   ): Promise<(KernelError | null)[]>;
+  /**
+   * Optional fast path for a read that a write of `value` may follow (a reconcile):
+   * reads `requested` of each device, in order (as readRequestedMany), and keeps the
+   * file of each device whose flag is not `value` open, so that writing `value`
+   * there (`write`, as setRequestedMany) opens nothing again. The caller closes
+   * what is left (`close`).
+   */
+  holdRequestedMany?(devices: readonly DevicePath[], value: boolean): Promise<HeldRequested>;
+}
+
+/** `requested` files read and kept open for a write (see DeviceKernel.holdRequestedMany). */
+export interface HeldRequested {
+  /** `requested` of each device, in order, or the KernelError reading it failed with. */
+  readonly flags: readonly (boolean | KernelError)[];
+  /**
+   * Writes the value the files are held for to the devices at `indexes` (into the
+   * device list) and reads each back; entries as DeviceKernel.setRequestedMany's.
+   */
+  write(indexes: readonly number[]): Promise<(KernelError | null)[]>;
+  /** Closes every file still held. */
+  close(): void;
 }
 
 /** The kernel interfaces the agent can drive. */

@@ -51,6 +51,8 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   EINVAL: "invalid argument",
   ENOSPC: "no space left on device",
   EROFS: "read-only file system",
+  ELOOP: "too many levels of symbolic links",
+  EXDEV: "invalid cross-device link",
   ERANGE: "result out of range",
   ENOSYS: "function not implemented",
   ENODATA: "no data available",
@@ -177,6 +179,13 @@ function message(errno: string | undefined, context: FailureContext, cause: unkn
     return `${file} was removed while the agent had it open (ENODEV): the live-update ` +
       "interface went away (the kernel behind it was replaced or the interface unloaded); " +
       "start again.";
+  }
+  if (errno === "ELOOP" || errno === "EXDEV") {
+    const verb = operation === "read" || operation === "poll" ? "read" : "write";
+    return `The agent refused to ${verb} ${file} (${errno}): a symlink or ".." on the way would ` +
+      `lead elsewhere, and the agent ${verb}s the live-update files only through real ` +
+      "directories below paths.sysfs (sysfs has no symlinks there). Check paths.sysfs and what " +
+      "is planted in that directory.";
   }
   if (operation === "prepare") {
     return `A subsystem's prepare callback failed with ${describeErrno(errno)}; the kernel ` +

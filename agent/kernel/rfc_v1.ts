@@ -16,6 +16,7 @@ import type {
   DeviceFlags,
   DeviceKernel,
   DevicePath,
+  HeldRequested,
   Kernel,
   KernelFeatures,
   LuoState,
@@ -26,7 +27,7 @@ import type {
 import { KernelError, type KernelOperation } from "./kernel_error.ts";
 import { fsFailureError, kernelFailure } from "./kernel_failure.ts";
 import { readIncomingHandover } from "./kho.ts";
-import { readRequestedMany, setRequestedMany } from "./rfc_v1_bulk.ts";
+import { holdRequestedMany, readRequestedMany, setRequestedMany } from "./rfc_v1_bulk.ts";
 import { watchStateFile } from "./state_watcher.ts";
 
 /** The global directory, relative to sysfs. */
@@ -42,13 +43,30 @@ const decoder = new TextDecoder();
 /** A sysfs attribute holds at most a page. */
 const ATTRIBUTE_SIZE = 4096;
 
+/** The only files the agent writes below the sysfs root. */
+const WRITABLE = /^(kernel\/liveupdate\/(prepare|finish)|devices\/[^\0]+\/liveupdate\/requested)$/;
+
+/** Throws KernelError unless `file` is one of the live-update files below `sysfs`. */
+export function checkWritable(sysfs: string, file: string, operation: KernelOperation): void {
+  const relative = file.startsWith(`${sysfs}/`) ? file.slice(sysfs.length + 1) : undefined;
+  if (relative === undefined || !WRITABLE.test(relative)) {
+    throw new KernelError(
+      `The agent refuses to write ${file}: below ${sysfs} it writes only ` +
+        "kernel/liveupdate/{prepare,finish} and devices/…/liveupdate/requested.",
+      { file, operation },
+    );
+  }
+}
+
 /**
  * The text of sysfs attribute `file` (one read call: sysfs hands over the whole
  * attribute at once), or the failure as the error Deno would have thrown.
  */
-function readAttribute(fs: KernelFs, file: string): string | Error {
+function readAttribute(fs: KernelFs, file: string, noFollow = false): string | Error {
   const buffer = new Uint8Array(ATTRIBUTE_SIZE);
-  const count = fs.read(file, buffer);
+  // An attribute is never a symlink: one planted there is not followed (its target's
+  // contents would end up quoted in an error).
+  const count = fs.read(file, buffer, { noFollow });
   if (failed(count)) return fsFailureError(count.errno, "read", file);
   return decoder.decode(buffer.subarray(0, count));
 }
@@ -66,7 +84,7 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
   }
 
   private readText(file: string, operation: KernelOperation, device?: DevicePath): string {
-    const text = readAttribute(this.context.fs, file);
+    const text = readAttribute(this.context.fs, file, true);
     if (text instanceof Error) throw kernelFailure(text, { file, operation, device });
     return text;
   }
@@ -87,8 +105,12 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
     device?: DevicePath,
   ): Promise<void> {
     // No create, no truncate (KernelFs.write): a missing attribute fails, it does not
-    // become a file.
-    const written = this.context.fs.write(file, encoder.encode(value));
+    // become a file. Only the live-update files, and opened below the sysfs root
+    // through real directories only: a symlink or ".." planted on the way is refused.
+    checkWritable(this.context.sysfs, file, operation);
+    const written = this.context.fs.write(file, encoder.encode(value), {
+      beneath: this.context.sysfs,
+    });
     if (failed(written)) {
       const state = written.errno !== "ENOENT" ? await this.stateIfReadable() : undefined;
       throw kernelFailure(fsFailureError(written.errno, "write", file), {
@@ -183,6 +205,21 @@ class RfcV1Kernel implements Kernel, StateMachine, DeviceKernel {
     );
   }
 
+  holdRequestedMany(devices: readonly DevicePath[], value: boolean): Promise<HeldRequested> {
+    const held = holdRequestedMany(
+      this.context.libc(),
+      this.devicesDir,
+      `${this.location}/state`,
+      devices,
+      value,
+    );
+    return Promise.resolve({
+      flags: held.flags,
+      write: (indexes) => Promise.resolve(held.write(indexes)),
+      close: () => held.close(),
+    });
+  }
+
   incoming() {
     return readIncomingHandover(this.context.fs, this.context.debugfs);
   }
@@ -202,7 +239,7 @@ function probeRead<T>(
   file: string,
   parse: (text: string, file: string) => T,
 ): T | { problem: string } {
-  const text = readAttribute(context.fs, file);
+  const text = readAttribute(context.fs, file, true);
   try {
     if (text instanceof Error) throw kernelFailure(text, { file, operation: "read" });
     return parse(text, file);

@@ -7,7 +7,8 @@ import { DevicePathError } from "./device_path.ts";
 import { type Kernel, requireDevices, requireStateMachine } from "./kernel.ts";
 import { KernelError, KernelUnsupportedError } from "./kernel_error.ts";
 import { errnoOf } from "./kernel_failure.ts";
-import { probeRfcV1, rfcV1Provider } from "./rfc_v1.ts";
+import { checkWritable, probeRfcV1, rfcV1Provider } from "./rfc_v1.ts";
+import { libcKernelFs, openLibc } from "../host/mod.ts";
 import { detectKernel, openKernel } from "./select.ts";
 
 const SYS = "/fake/sys";
@@ -371,4 +372,47 @@ Deno.test("errnoOf: the errno number in Deno's message wins over its code", () =
   assert.equal(errnoOf(new Error("Strange (os error 4000)")), "errno 4000");
   assert.equal(errnoOf(new Deno.errors.NotCapable("Requires read access")), undefined);
   assert.equal(errnoOf("EINVAL"), undefined);
+});
+
+Deno.test("rfc-v1: writes only the live-update files, below sysfs through real directories", async () => {
+  assert.doesNotThrow(() => checkWritable("/sys", "/sys/kernel/liveupdate/prepare", "prepare"));
+  assert.doesNotThrow(() =>
+    checkWritable("/sys", "/sys/devices/pci0000:00/liveupdate/requested", "request")
+  );
+  for (
+    const file of [
+      "/sys/kernel/liveupdate/state",
+      "/sys/power/state",
+      "/etc/shadow",
+      "/sys/devices/liveupdate/requested",
+      "/sysx/kernel/liveupdate/prepare",
+    ]
+  ) {
+    assert.throws(() => checkWritable("/sys", file, "prepare"), KernelError, file);
+  }
+  // A kernel/liveupdate directory that is a symlink elsewhere: the prepare is refused.
+  const root = await Deno.makeTempDir({ prefix: "liveupdate-rfc-v1-" });
+  try {
+    await Deno.mkdir(`${root}/elsewhere`);
+    await Deno.writeTextFile(`${root}/elsewhere/state`, "normal\n");
+    await Deno.writeTextFile(`${root}/elsewhere/prepare`, "0\n");
+    await Deno.writeTextFile(`${root}/elsewhere/finish`, "0\n");
+    await Deno.mkdir(`${root}/sys/kernel`, { recursive: true });
+    await Deno.mkdir(`${root}/sys/devices`);
+    await Deno.symlink(`${root}/elsewhere`, `${root}/sys/kernel/liveupdate`);
+    using libc = openLibc();
+    const kernel = await openKernel({
+      fs: libcKernelFs(libc),
+      libc: () => libc,
+      sysfs: `${root}/sys`,
+      debugfs: `${root}/debug`,
+      device: `${root}/dev/liveupdate`,
+      watchInterval: 1000,
+    }, "rfc-v1");
+    const error = await rejects(kernel.stateMachine!.prepare());
+    assert.equal(error.errno, "ELOOP");
+    assert.equal(await Deno.readTextFile(`${root}/elsewhere/prepare`), "0\n");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

@@ -21,6 +21,8 @@ import { kernelFailure } from "./kernel_failure.ts";
 import { parseState } from "./contents.ts";
 
 const O_RDONLY = 0;
+const O_NONBLOCK = 0o4000;
+const O_NOCTTY = 0o400;
 const O_CLOEXEC = 0o2000000;
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
@@ -70,7 +72,10 @@ export async function* watchStateFile(
   if (signal?.aborted) return;
   const sym = libc.symbols;
 
-  const fd = sym.open(cString(file), O_RDONLY | O_CLOEXEC, 0);
+  // O_NONBLOCK: a FIFO planted where the attribute should be opens at once (and its
+  // pread fails with ESPIPE) instead of blocking the agent until a writer appears.
+  // sysfs ignores the flag: reads and poll(2) behave the same.
+  const fd = sym.open(cString(file), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
   if (fd < 0) {
     throw kernelFailure(new OsError(libc.errnoName(), "open"), { file, operation: "open" });
   }

@@ -154,3 +154,24 @@ Deno.test("watcher: refuses an interval below 1 ms", async () => {
     RangeError,
   );
 });
+
+Deno.test("watcher: a FIFO planted where the state file should be fails, it does not hang", async () => {
+  using libc = openLibc();
+  const dir = await Deno.makeTempDir({ prefix: "liveupdate-kernel-watch-" });
+  try {
+    const made = await new Deno.Command("mkfifo", { args: [`${dir}/state`] }).output();
+    assert.equal(made.code, 0);
+    const before = await openFds();
+    // Without O_NONBLOCK the open would wait for a writer forever (on this thread).
+    const iterator = watchStateFile({ libc, file: `${dir}/state`, interval: 10 });
+    await assert.rejects(iterator.next(), (error: unknown) => {
+      assert.ok(error instanceof KernelError);
+      assert.equal(error.errno, "ESPIPE");
+      assert.equal(error.operation, "read");
+      return true;
+    });
+    assert.equal(await openFds(), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

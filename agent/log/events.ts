@@ -263,3 +263,12 @@ export function renderCatalog(): string {
     "",
   ].join("\n");
 }
+
+/** The event kinds as a Markdown table (name, MESSAGE_ID, priority, subject), for the README. */
+export function eventTable(): string {
+  const rows = Object.entries(EVENTS as Record<string, EventKind>).map(([name, event]) =>
+    `| \`${name}\` | \`${event.id}\` | ${event.level} | ${event.subject} |`
+  );
+  return ["| event | MESSAGE_ID | priority | subject |", "| --- | --- | --- | --- |", ...rows]
+    .join("\n") + "\n";
+}

@@ -65,6 +65,33 @@ export function encodeJournalRecord(
 }
 
 /**
+ * Decodes journald's native format (plain `NAME=value` lines and length-prefixed
+ * binary-safe fields) back into fields; for tests and tools that read what the
+ * agent sends. A later field of the same name wins.
+ */
+export function decodeJournalRecord(bytes: Uint8Array): Record<string, string> {
+  const fields: Record<string, string> = {};
+  const decoder = new TextDecoder();
+  let offset = 0;
+  while (offset < bytes.length) {
+    const newline = bytes.indexOf(10, offset);
+    if (newline < 0) throw new RangeError("A journal field does not end in a newline");
+    const line = decoder.decode(bytes.subarray(offset, newline));
+    const equals = line.indexOf("=");
+    if (equals >= 0) {
+      fields[line.slice(0, equals)] = line.slice(equals + 1);
+      offset = newline + 1;
+      continue;
+    }
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const length = Number(view.getBigUint64(newline + 1, true));
+    fields[line] = decoder.decode(bytes.subarray(newline + 9, newline + 9 + length));
+    offset = newline + 9 + length + 1;
+  }
+  return fields;
+}
+
+/**
  * Sends a record to journald. Returns undefined on success, or the errno name when
  * the journal cannot take it (the caller falls back to standard error).
  */

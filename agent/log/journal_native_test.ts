@@ -2,35 +2,13 @@ import assert from "node:assert/strict";
 import { captureOutput, fixedClock, openLibc } from "../host/mod.ts";
 import { sockaddrUn } from "../host/unix_datagram.ts";
 import { EVENTS, renderCatalog } from "./events.ts";
-import { encodeJournalRecord, journalFieldName } from "./journal_native.ts";
+import { decodeJournalRecord, encodeJournalRecord, journalFieldName } from "./journal_native.ts";
 import { createLogger, journalSink, streamSink } from "./logger.ts";
 
 const time = new Date("2026-11-25T20:00:00Z");
 
-/** Parses journald's native format back into fields (both plain and length-prefixed). */
-function parseNative(bytes: Uint8Array): Record<string, string> {
-  const fields: Record<string, string> = {};
-  const decoder = new TextDecoder();
-  let offset = 0;
-  while (offset < bytes.length) {
-    const newline = bytes.indexOf(10, offset);
-    const line = decoder.decode(bytes.subarray(offset, newline));
-    if (line.includes("=")) {
-      fields[line.slice(0, line.indexOf("="))] = line.slice(line.indexOf("=") + 1);
-      offset = newline + 1;
-    } else {
-      const length = Number(
-        new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(newline + 1, true),
-      );
-      fields[line] = decoder.decode(bytes.subarray(newline + 9, newline + 9 + length));
-      offset = newline + 9 + length + 1;
-    }
-  }
-  return fields;
-}
-
 Deno.test("records encode as journald native fields with MESSAGE_ID and LIVEUPDATE_*", () => {
-  const fields = parseNative(encodeJournalRecord({
+  const fields = decodeJournalRecord(encodeJournalRecord({
     time,
     level: "error",
     message: "Unit failed\nsecond line",
@@ -73,7 +51,7 @@ Deno.test("the journal sink sends datagrams to the socket and falls back when it
     log.with({ attempt: "a7" }).event("kexec-issued", "Kexec issued");
     const buffer = new Uint8Array(4096);
     const count = Number(libc.symbols.read(fd, buffer, 4096n));
-    const fields = parseNative(buffer.subarray(0, count));
+    const fields = decodeJournalRecord(buffer.subarray(0, count));
     assert.equal(fields.MESSAGE, "Kexec issued");
     assert.equal(fields.PRIORITY, "5");
     assert.equal(fields.MESSAGE_ID, EVENTS["kexec-issued"].id);
@@ -81,7 +59,13 @@ Deno.test("the journal sink sends datagrams to the socket and falls back when it
     assert.equal(fallback.text(), "");
     await Deno.remove(path);
     log.warning("After the journal went away");
-    assert.equal(fallback.text(), "<4>After the journal went away\n");
+    assert.equal(
+      fallback.text(),
+      `<4>Cannot send to the journal's socket (ENOENT); logging to standard error from now on. ` +
+        `(socket=${path})\n<4>After the journal went away\n`,
+    );
+    log.info("Later records go straight to standard error");
+    assert.match(fallback.text(), /\n<6>Later records go straight to standard error\n$/);
   } finally {
     libc.symbols.close(fd);
     await Deno.remove(dir, { recursive: true });

@@ -7,7 +7,7 @@
 import type { Clock, Environment, Libc, Output } from "../host/mod.ts";
 import { type EventName, EVENTS } from "./events.ts";
 import { type Fields, formatRecord, type LogFormat, type LogRecord } from "./format.ts";
-import { sendToJournal } from "./journal_native.ts";
+import { JOURNAL_SOCKET, sendToJournal } from "./journal_native.ts";
 import { type Level, passes } from "./level.ts";
 
 /** Logs records with structured fields. */
@@ -42,8 +42,23 @@ export function journalSink(libc: () => Libc, fallback: LogSink, socket?: string
   let broken = false;
   return {
     write(record) {
-      if (!broken && sendToJournal(libc(), record, socket) === undefined) return;
-      broken = true;
+      if (!broken) {
+        let problem: string | undefined;
+        try {
+          problem = sendToJournal(libc(), record, socket);
+        } catch (error) {
+          problem = error instanceof Error ? error.message : String(error);
+        }
+        if (problem === undefined) return;
+        broken = true;
+        fallback.write({
+          time: record.time,
+          level: "warning",
+          message: `Cannot send to the journal's socket (${problem}); logging to standard ` +
+            "error from now on.",
+          fields: { socket: socket ?? JOURNAL_SOCKET },
+        });
+      }
       fallback.write(record);
     },
   };

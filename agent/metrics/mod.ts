@@ -6,4 +6,5 @@
 
 export * from "./prometheus.ts";
 export * from "./update_metrics.ts";
+export * from "./collect.ts";
 export * from "./write.ts";

@@ -1,16 +1,18 @@
 /**
  * The agent's metrics, derived from its records: the last attempt's result and
  * time, step and phase durations, the blackout, device counts and the
- * compatibility verdict; plus the kernel's state when known.
+ * compatibility verdict; plus the kernel's state when known, and the fleet
+ * layer's gauges (phase, wait, slot, window) when a fleet backend is configured.
  *
  * @module
  */
 
+import { fleetMetricSamples, type FleetRuntimeState } from "../fleet/mod.ts";
 import type { AttemptRecord } from "../store/mod.ts";
 import type { Metric, Sample } from "./prometheus.ts";
 
 const RESULTS = ["succeeded", "failed", "rolled-back", "refused", "cancelled"] as const;
-const VERDICTS = ["compatible", "incompatible", "unknown"] as const;
+const VERDICTS = ["compatible", "incompatible", "unknown", "invalid"] as const;
 const DEVICE_COUNTS = ["selected", "requested", "preserved", "reclaimed", "unreclaimed"] as const;
 
 /** What the metrics are computed from. */
@@ -21,6 +23,8 @@ export interface MetricsInput {
   kernelState?: string;
   /** The fleet layer's waiting state, if a fleet backend is configured. */
   fleetWaiting?: { window: boolean; slot: boolean };
+  /** The fleet layer's state file and the time to measure waits against. */
+  fleet?: { state: FleetRuntimeState; now: Date };
 }
 
 function seconds(iso: string | undefined): number | undefined {
@@ -122,11 +126,30 @@ export function updateMetrics(input: MetricsInput): Metric[] {
       oneHot("state", ["normal", "prepared", "updated"], input.kernelState),
     );
   }
-  if (input.fleetWaiting) {
+  const waiting = input.fleetWaiting ??
+    (input.fleet
+      ? {
+        window: input.fleet.state.phase === "waiting-window",
+        slot: input.fleet.state.phase === "waiting-slot",
+      }
+      : undefined);
+  if (waiting) {
     gauge("fleet_waiting", "1 while waiting for a maintenance window or a fleet slot.", [
-      { labels: { for: "window" }, value: input.fleetWaiting.window ? 1 : 0 },
-      { labels: { for: "slot" }, value: input.fleetWaiting.slot ? 1 : 0 },
+      { labels: { for: "window" }, value: waiting.window ? 1 : 0 },
+      { labels: { for: "slot" }, value: waiting.slot ? 1 : 0 },
     ]);
+  }
+  if (input.fleet) {
+    const families = new Map<string, Metric>();
+    for (const sample of fleetMetricSamples(input.fleet.state, input.fleet.now)) {
+      let family = families.get(sample.name);
+      if (!family) {
+        family = { name: sample.name, help: sample.help, type: sample.type, samples: [] };
+        families.set(sample.name, family);
+        metrics.push(family);
+      }
+      family.samples.push({ labels: sample.labels, value: sample.value });
+    }
   }
   return metrics;
 }

@@ -3,6 +3,7 @@ import { ATTEMPT_SCHEMA, type AttemptRecord } from "../store/mod.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { updateMetrics } from "./update_metrics.ts";
 import { writeMetricsFile } from "./write.ts";
+import { parseMetricsText } from "../../tests/tools/prometheus_text.ts";
 
 function attempt(id: string, result?: AttemptRecord["status"]): AttemptRecord {
   return {
@@ -48,28 +49,9 @@ function attempt(id: string, result?: AttemptRecord["status"]): AttemptRecord {
   };
 }
 
-/** A strict reader of the text format: every sample belongs to a declared family. */
+/** The samples of a metrics text, read strictly. */
 function parse(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  const declared = new Map<string, string>();
-  for (const line of text.trimEnd().split("\n")) {
-    let match;
-    if ((match = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$/.exec(line))) continue;
-    if ((match = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (gauge|counter)$/.exec(line))) {
-      assert.ok(!declared.has(match[1]!), `family ${match[1]} declared twice`);
-      declared.set(match[1]!, match[2]!);
-      continue;
-    }
-    match =
-      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$/
-        .exec(line);
-    assert.ok(match, `not a sample line: ${line}`);
-    assert.ok(declared.has(match[1]!), `sample of undeclared family: ${line}`);
-    const value = Number(match[3]);
-    assert.ok(!Number.isNaN(value), line);
-    samples.set(`${match[1]}${match[2] ?? ""}`, value);
-  }
-  return samples;
+  return parseMetricsText(text).samples;
 }
 
 Deno.test("metrics describe the newest attempt, its steps, devices and verdict", () => {
@@ -131,4 +113,35 @@ Deno.test("the metrics file is written atomically and readable by the collector"
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the fleet state file becomes the fleet gauges", () => {
+  const fleet = {
+    version: 1 as const,
+    pid: 42,
+    host_id: "host-01",
+    group: "rack-a",
+    backend: "etcd",
+    phase: "waiting-slot" as const,
+    since: "2026-11-25T20:00:00.000Z",
+    updated_at: "2026-11-25T20:01:00.000Z",
+    wait_started_at: "2026-11-25T20:00:00.000Z",
+    attempts: 7,
+    window: { description: "any time", open: true },
+  };
+  const samples = parse(renderMetrics(updateMetrics({
+    records: [],
+    fleet: { state: fleet, now: new Date("2026-11-25T20:01:30.000Z") },
+  })));
+  const labels = 'group="rack-a",backend="etcd"';
+  assert.equal(samples.get(`liveupdate_fleet_phase{${labels},phase="waiting-slot"}`), 1);
+  assert.equal(samples.get(`liveupdate_fleet_phase{${labels},phase="holding"}`), 0);
+  assert.equal(samples.get(`liveupdate_fleet_wait_seconds{${labels}}`), 90);
+  assert.equal(samples.get(`liveupdate_fleet_attempts{${labels}}`), 7);
+  assert.equal(samples.get(`liveupdate_fleet_slot_held{${labels}}`), 0);
+  assert.equal(samples.get(`liveupdate_fleet_window_open{${labels}}`), 1);
+  assert.equal(samples.get('liveupdate_fleet_waiting{for="slot"}'), 1);
+  assert.equal(samples.get('liveupdate_fleet_waiting{for="window"}'), 0);
+  const none = parse(renderMetrics(updateMetrics({ records: [] })));
+  assert.equal([...none.keys()].some((key) => key.startsWith("liveupdate_fleet")), false);
 });

@@ -52,6 +52,9 @@ export async function writeFileAtomic(
       while (written < bytes.length) written += await file.write(bytes.subarray(written));
       await file.sync();
     }
+    // The mode exactly, whatever the umask (the units' UMask=0077 would make a 0644
+    // metrics file unreadable for node_exporter).
+    await fs.chmod(temp, options.mode ?? 0o600);
     await fs.rename(temp, path);
     await syncDirectory(fs, dir);
   } catch (error) {

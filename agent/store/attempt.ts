@@ -6,6 +6,8 @@
  * @module
  */
 
+import { PHASES } from "../config/schema.ts";
+
 /** Version of the record format. */
 export const ATTEMPT_SCHEMA = 1;
 
@@ -97,6 +99,60 @@ const STATUSES: ReadonlySet<string> = new Set([
   ...TERMINAL_STATUSES,
 ]);
 
+const isStrings = (value: unknown) =>
+  Array.isArray(value) && value.every((item) => typeof item === "string");
+
+/**
+ * What is wrong with a recorded plan, for the parts the recovery flows act on (the
+ * phases' units, the devices, the target), or undefined. A record is input like
+ * any other: a plan missing them must be set aside, not crash a rollback.
+ */
+function checkPlan(plan: Record<string, unknown>): string | undefined {
+  if (!Array.isArray(plan.phases)) return 'has no "phases" list';
+  for (const name of PHASES) {
+    if (!plan.phases.some((phase) => isObject(phase) && phase.phase === name)) {
+      return `has no phase "${name}"`;
+    }
+  }
+  for (const [index, phase] of plan.phases.entries()) {
+    if (
+      !isObject(phase) || typeof phase.phase !== "string" || !isStrings(phase.stop) ||
+      !isStrings(phase.start) || typeof phase.target !== "string" ||
+      typeof phase.timeoutMs !== "number"
+    ) {
+      return `has a phase ${index + 1} that is not { phase, stop, start, target, timeoutMs }`;
+    }
+  }
+  const devices = plan.devices;
+  if (
+    !isObject(devices) || typeof devices.supported !== "boolean" ||
+    !Array.isArray(devices.selected) || !isStrings(devices.ancestors) ||
+    !Array.isArray(devices.changes)
+  ) {
+    return 'has no "devices" { supported, selected, ancestors, changes }';
+  }
+  for (const device of devices.selected) {
+    if (!isObject(device) || typeof device.path !== "string" || typeof device.id !== "string") {
+      return "lists a selected device that is not { path, id }";
+    }
+  }
+  for (const change of devices.changes) {
+    if (
+      !isObject(change) || typeof change.path !== "string" || typeof change.from !== "boolean" ||
+      typeof change.to !== "boolean"
+    ) {
+      return "lists a device change that is not { path, from, to }";
+    }
+  }
+  const target = plan.target;
+  if (
+    !isObject(target) || typeof target.kernel !== "string" || typeof target.cmdline !== "string"
+  ) {
+    return 'has no "target" { kernel, cmdline }';
+  }
+  return undefined;
+}
+
 /**
  * Checks that parsed JSON is an attempt record this agent can act on. Returns the
  * record, or the first problem as a phrase ("field \"steps\" is not a list").
@@ -138,6 +194,11 @@ export function checkAttempt(value: unknown): { ok: true; record: AttemptRecord 
     return { ok: false, problem: 'field "compat" lacks "verdict" or "reason"' };
   }
   if (!isObject(value.plan)) return { ok: false, problem: 'field "plan" is not an object' };
+  // The plan of an attempt that has not ended is acted on (rollback, finish, cancel).
+  const planProblem = TERMINAL_STATUSES.has(value.status as AttemptStatus)
+    ? undefined
+    : checkPlan(value.plan);
+  if (planProblem) return { ok: false, problem: `field "plan" ${planProblem}` };
   if (!isObject(value.timings)) return { ok: false, problem: 'field "timings" is not an object' };
   if (!isObject(value.notes)) return { ok: false, problem: 'field "notes" is not an object' };
   if (!Array.isArray(value.overrides) || !value.overrides.every((o) => typeof o === "string")) {

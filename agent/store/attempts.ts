@@ -9,7 +9,11 @@
 import type { FileSystem } from "../host/mod.ts";
 import { type AttemptRecord, checkAttempt, TERMINAL_STATUSES } from "./attempt.ts";
 import { writeFileAtomic } from "./atomic.ts";
+import { ensurePrivateDir, readRecordFile } from "./private_dir.ts";
 import { fileErrorReason, StoreError } from "./store_error.ts";
+
+/** The largest record the agent reads (a record of 10,000 devices is well below). */
+const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
 /** A record file that could not be used, and why. */
 export interface UnreadableRecord {
@@ -21,7 +25,10 @@ export interface UnreadableRecord {
 export class AttemptStore {
   readonly dir: string;
 
+  readonly stateDir: string;
+
   constructor(private readonly fs: FileSystem, stateDir: string, private readonly keep = 50) {
+    this.stateDir = stateDir;
     this.dir = `${stateDir}/attempts`;
   }
 
@@ -30,20 +37,14 @@ export class AttemptStore {
     return `${this.dir}/${id}.json`;
   }
 
-  /** Creates the state directories (0700). Needs write permission on the state directory. */
+  /**
+   * Creates the state directories (0700), refusing a symlink at either (the agent's
+   * writes and its chmod must not land elsewhere). Needs write permission on the
+   * state directory.
+   */
   async ensure(): Promise<void> {
-    try {
-      await this.fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
-      await this.fs.chmod(this.dir, 0o700);
-      await this.fs.chmod(this.dir.slice(0, this.dir.lastIndexOf("/")), 0o700);
-    } catch (error) {
-      throw new StoreError(
-        `Cannot create the state directory "${this.dir}": ${fileErrorReason(error)}. ` +
-          "Check paths.state_dir and its permissions.",
-        this.dir,
-        { cause: error },
-      );
-    }
+    await ensurePrivateDir(this.fs, this.stateDir, "state directory (paths.state_dir)");
+    await ensurePrivateDir(this.fs, this.dir, "directory of attempt records");
   }
 
   /** Writes `record` (atomically, mode 0600), stamping `updated`. */
@@ -66,13 +67,10 @@ export class AttemptStore {
   }
 
   private async read(path: string): Promise<AttemptRecord | UnreadableRecord> {
-    let text: string;
-    try {
-      text = await this.fs.readTextFile(path);
-    } catch (error) {
-      return { path, problem: `it cannot be read (${fileErrorReason(error)})` };
-    }
-    if (text.length > 16 * 1024 * 1024) return { path, problem: "it is larger than 16 MiB" };
+    const read = await readRecordFile(this.fs, path, MAX_RECORD_BYTES);
+    if ("missing" in read) return { path, problem: "it does not exist" };
+    if ("problem" in read) return { path, problem: read.problem };
+    const text = read.text;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -93,6 +91,7 @@ export class AttemptStore {
    */
   async list(): Promise<{ records: AttemptRecord[]; unreadable: UnreadableRecord[] }> {
     const names: string[] = [];
+    await this.refuseLinks();
     try {
       for await (const entry of this.fs.readDir(this.dir)) {
         if (entry.isFile && entry.name.endsWith(".json") && !entry.name.startsWith(".")) {
@@ -116,6 +115,27 @@ export class AttemptStore {
       else records.push(result);
     }
     return { records, unreadable };
+  }
+
+  /** Throws StoreError when the state or records directory is a symlink (or not a directory). */
+  private async refuseLinks(): Promise<void> {
+    for (
+      const [dir, what] of [[this.stateDir, "state directory"], [this.dir, "records directory"]]
+    ) {
+      let info: Deno.FileInfo;
+      try {
+        info = await this.fs.lstat(dir!);
+      } catch {
+        continue; // Missing (no records yet) or unreadable: listing says which.
+      }
+      if (info.isSymlink || !info.isDirectory) {
+        throw new StoreError(
+          `The ${what} "${dir}" is ${info.isSymlink ? "a symlink" : "not a directory"}; the ` +
+            "agent keeps its records only in a real directory. Replace it with a directory.",
+          dir!,
+        );
+      }
+    }
   }
 
   /**

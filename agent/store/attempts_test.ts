@@ -3,6 +3,19 @@ import { ATTEMPT_SCHEMA, type AttemptRecord, newAttemptId } from "./attempt.ts";
 import { AttemptStore } from "./attempts.ts";
 import { StoreError } from "./store_error.ts";
 
+/** The smallest plan an open attempt may carry. */
+const PLAN = {
+  phases: ["prepare", "reboot", "updated", "finish", "cancel"].map((phase) => ({
+    phase,
+    stop: [],
+    start: [],
+    target: `liveupdate-${phase}.target`,
+    timeoutMs: 1000,
+  })),
+  devices: { supported: true, selected: [], ancestors: [], changes: [] },
+  target: { kernel: "/boot/vmlinuz", cmdline: "liveupdate=on kho=on" },
+};
+
 function attempt(id: string, status: AttemptRecord["status"] = "succeeded"): AttemptRecord {
   return {
     schema: ATTEMPT_SCHEMA,
@@ -17,7 +30,7 @@ function attempt(id: string, status: AttemptRecord["status"] = "succeeded"): Att
       target: { release: "6.12.1", luo_version: "1.0" },
     },
     compat: { verdict: "compatible", reason: "Same LUO version 1.0.", override: false },
-    plan: {},
+    plan: PLAN,
     steps: [{ name: "record", status: "done", started: "2026-11-25T20:00:00.000Z" }],
     timings: {},
     overrides: [],
@@ -145,4 +158,38 @@ Deno.test("attempt ids sort by time and are unique", () => {
   assert.ok(a < b);
   assert.ok(a < c, "within one second, by the millisecond");
   assert.notEqual(newAttemptId(new Date(0)), newAttemptId(new Date(0)));
+});
+
+Deno.test("an open attempt whose plan lacks what recovery acts on is unusable, not a crash", async () => {
+  await withStore(async (store) => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ["no phases", { ...PLAN, phases: undefined }, /field "plan" has no "phases" list/],
+      ["a missing phase", { ...PLAN, phases: PLAN.phases.slice(1) }, /has no phase "prepare"/],
+      [
+        "a bad phase",
+        { ...PLAN, phases: [{ phase: "prepare" }, ...PLAN.phases] },
+        /has a phase 1 that is not/,
+      ],
+      ["no devices", { ...PLAN, devices: {} }, /has no "devices"/],
+      [
+        "a bad change",
+        { ...PLAN, devices: { ...PLAN.devices, changes: [{ path: 1 }] } },
+        /lists a device change that is not/,
+      ],
+      ["no target", { ...PLAN, target: null }, /has no "target"/],
+    ];
+    for (const [index, [name, plan, says]] of cases.entries()) {
+      const record = attempt(`20261125T20000${index}Z-aaaaaa`, "preparing");
+      record.plan = plan;
+      await store.save(record, now);
+      const { unreadable } = await store.list();
+      assert.ok(unreadable.some((bad) => says.test(bad.problem)), name);
+      await Deno.remove(store.pathOf(record.id));
+    }
+    // An attempt that has ended is only read, never acted on: its plan is not checked.
+    const ended = attempt("20261125T200009Z-bbbbbb", "rolled-back");
+    ended.plan = {};
+    await store.save(ended, now);
+    assert.equal((await store.list()).records.length, 1);
+  });
 });

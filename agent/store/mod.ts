@@ -7,4 +7,5 @@
 export * from "./atomic.ts";
 export * from "./attempt.ts";
 export * from "./attempts.ts";
+export * from "./private_dir.ts";
 export * from "./store_error.ts";

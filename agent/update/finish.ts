@@ -16,6 +16,7 @@ import type { Kernel } from "../kernel/mod.ts";
 import type { AttemptRecord, StepEntry } from "../store/mod.ts";
 import { runPhase, type SystemdManager } from "../systemd/mod.ts";
 import type { UpdateContext } from "./context.ts";
+import { settleSlotAfterFinish } from "./fleet_slot.ts";
 import { isMainline, verifyMainline, waitForSessions } from "./mainline_steps.ts";
 import type { Plan } from "./plan.ts";
 import { closeRecord, noteFailure, saveRecord } from "./record.ts";
@@ -252,6 +253,9 @@ export async function finishUpdate(
     await saveRecord(context, record);
     await context.onJournal?.(step.name, entry.status);
   }
+  // The fleet slot: released after the health gate, or kept (fleet_slot.ts).
+  const unhealthy = await settleSlotAfterFinish(context, record, kernel, manager, failures);
+  if (unhealthy) failures.push(`fleet: ${unhealthy}`);
   const verify = record.steps.find((e) => e.name === "verify")?.result as
     | { problems?: string[] }
     | undefined;

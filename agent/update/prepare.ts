@@ -10,7 +10,8 @@ import { describeError } from "../errors.ts";
 import { ExitCode } from "../exit_codes.ts";
 import type { AttemptRecord } from "../store/mod.ts";
 import type { UpdateContext } from "./context.ts";
-import { preflight, type PrepareOptions } from "./preflight.ts";
+import { preflightWithSlot, prepareSignal, withFleetSteps } from "./fleet_steps.ts";
+import type { PrepareOptions } from "./preflight.ts";
 import { prepareSteps } from "./prepare_steps.ts";
 import { closeRecord, newRecord, noteFailure, saveRecord } from "./record.ts";
 import { completeRollback } from "./rollback.ts";
@@ -21,6 +22,8 @@ import { RefusedError, RolledBackError, UpdateFailedError } from "./update_error
 export interface RunPrepareOptions extends PrepareOptions {
   /** Aborting (SIGTERM) before the kexec rolls the update back. */
   signal?: AbortSignal;
+  /** `--now`: start without waiting for the fleet's maintenance window (recorded). */
+  fleetOverride?: { reason: string };
 }
 
 /**
@@ -35,8 +38,11 @@ export async function runPrepare(
   const { log, clock } = context;
   using _lock = context.lock();
   const start = clock.monotonic();
-  const checked = await preflight(context, options);
+  // With a fleet: preflight, the wait for a slot, preflight again (fleet_steps.ts).
+  const slotted = await preflightWithSlot(context, options);
+  const checked = slotted.checked;
   const record = newRecord(context, checked.plan, checked.overrides);
+  await using fleet = slotted.attach(record);
   record.timings.preflight_ms = Math.round(clock.monotonic() - start);
   const attemptLog = log.with({ attempt: record.id });
   const flowContext = { ...context, log: attemptLog };
@@ -70,12 +76,16 @@ export async function runPrepare(
   );
   const kernel = checked.kernel;
   const manager = await context.systemd();
-  const steps = prepareSteps(flowContext, checked.plan, kernel, manager, options.signal);
+  const signal = prepareSignal(options.signal, fleet);
+  const steps = withFleetSteps(
+    prepareSteps(flowContext, checked.plan, kernel, manager, signal),
+    fleet,
+  );
   const runOptions = {
     save: (r: AttemptRecord) => saveRecord(context, r),
     now: () => clock.now(),
     ...(context.onJournal ? { onJournal: context.onJournal } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
+    ...(signal ? { signal } : {}),
   };
   const outcome = await runSteps(record, steps, {
     ...runOptions,
@@ -98,6 +108,7 @@ export async function runPrepare(
     undo?: UndoOutcome,
   ): Promise<never> => {
     noteFailure(record, step, error);
+    await fleet?.keep(why, step); // halt the rollout before rolling back
     const rolled = await completeRollback(
       flowContext,
       record,
@@ -113,17 +124,17 @@ export async function runPrepare(
     throw new UpdateFailedError(rolled.message, { cause: error });
   };
   if (!outcome.ok) {
-    const stopped = options.signal?.aborted && outcome.error === options.signal.reason;
+    const stopped = signal?.aborted && outcome.error === signal.reason;
     const why = stopped
       ? `Stopped at step "${outcome.failed}": ${describeError(outcome.error)}`
       : `Step "${outcome.failed}" failed: ${describeError(outcome.error)}`;
     return await rollBack(outcome.failed, outcome.error, why, outcome.undo);
   }
 
-  if (options.signal?.aborted) {
+  if (signal?.aborted) {
     // Stopped after the last step, before the kexec: still in time to roll back.
-    const why = `Stopped before the kexec: ${describeError(options.signal.reason)}`;
-    return await rollBack("kexec", options.signal.reason, why);
+    const why = `Stopped before the kexec: ${describeError(signal.reason)}`;
+    return await rollBack("kexec", signal.reason, why);
   }
   record.timings.prepared = clock.now().toISOString();
   record.status = checked.plan.stopAtPrepared ? "prepared" : "kexec-issued";

@@ -23,6 +23,7 @@ import {
   undoChanges,
 } from "../systemd/mod.ts";
 import type { UpdateContext } from "./context.ts";
+import { fleetUndoSteps } from "./fleet_steps.ts";
 import { isMainline, sessionsStep } from "./mainline_steps.ts";
 import type { Plan, PlannedPhase } from "./plan.ts";
 import type { Step } from "./steps.ts";
@@ -251,5 +252,6 @@ export function undoableSteps(
   kernel: Kernel,
   manager: SystemdManager,
 ): Map<string, Step> {
-  return new Map(prepareSteps(context, plan, kernel, manager).map((step) => [step.name, step]));
+  const steps = [...prepareSteps(context, plan, kernel, manager), ...fleetUndoSteps()];
+  return new Map(steps.map((step) => [step.name, step]));
 }

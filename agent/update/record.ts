@@ -7,7 +7,7 @@
 
 import { describeError } from "../errors.ts";
 import type { ExitCode } from "../exit_codes.ts";
-import { writeMetricsFile } from "../metrics/mod.ts";
+import { refreshMetricsFile } from "../metrics/mod.ts";
 import {
   ATTEMPT_SCHEMA,
   type AttemptRecord,
@@ -15,6 +15,7 @@ import {
   newAttemptId,
 } from "../store/mod.ts";
 import type { UpdateContext } from "./context.ts";
+import { settleSlotOnClose } from "./fleet_slot.ts";
 import type { Plan } from "./plan.ts";
 
 /** A new record for `plan`, status "preparing". */
@@ -64,12 +65,13 @@ export async function saveRecord(context: UpdateContext, record: AttemptRecord):
 
 /** Rewrites the metrics file from the records; a failure only warns. */
 export async function refreshMetrics(context: UpdateContext, kernelState?: string): Promise<void> {
-  if (context.config.metrics.file === "") return;
   try {
-    const { records } = await context.store.list();
-    await writeMetricsFile(context.fs, context.config.metrics.file, {
-      records,
+    await refreshMetricsFile({
+      fs: context.fs,
+      config: context.config,
+      store: context.store,
       ...(kernelState ? { kernelState } : {}),
+      now: context.clock.now(),
     });
   } catch (error) {
     context.log.warning(`Could not write the metrics file: ${describeError(error)}`);
@@ -88,6 +90,8 @@ export async function closeRecord(
   message: string,
   exitCode: ExitCode,
 ): Promise<boolean> {
+  // The fleet slot: abandoned, kept or released by the result (fleet_slot.ts).
+  await settleSlotOnClose(context, record, result, message);
   const at = context.clock.now().toISOString();
   record.status = result;
   record.outcome = { result, message, exit_code: exitCode, at };

@@ -7,14 +7,17 @@
  *
  * Modes:
  *
- * - `agent`: select from the tag index, reconcile (write, read back), record in
- *   STATE — what prepare does. A second run has nothing to change.
+ * - `agent`: select from the tag index (through the selection cache in STATE),
+ *   reconcile (write, read back), record in STATE — what prepare's device step
+ *   does (`applyDeviceSelection`). A second run has nothing to change.
  * - `undo`: reconcile with a tag nobody carries, so the agent clears what it
  *   requested (resets the tree between rounds).
  * - `naive`: a Deno loop reading every udev data file, writing each match.
  * - `index`: only the tag index, writing 1 for each entry (no data files, no
  *   check, no record): the floor for a Deno process.
- * - `reset`: writes 0 for every tagged PCI device (not measured).
+ * - `reset`: writes 0 for every tagged PCI device and removes the selection cache
+ *   (not measured): the next `agent` run starts cold.
+ * - `reset-flags`: writes 0 for every tagged PCI device, keeps the cache.
  * - `empty`: nothing (the cost of starting Deno).
  *
  * Prints one JSON line: { mode, ms: {…}, changed, peakKb }.
@@ -22,13 +25,21 @@
  * @module
  */
 
-import { fileOwnershipStore, reconcileDevices, selectDevices } from "../../agent/devices/mod.ts";
+import {
+  fileOwnershipStore,
+  fileSelectionCacheStore,
+  reconcileDevices,
+  selectDevicesCached,
+  SELECTION_CACHE_FILE,
+} from "../../agent/devices/mod.ts";
 import { lazyKernelFs, lazyLibc } from "../../agent/host/mod.ts";
 import { openKernel, requireDevices } from "../../agent/kernel/mod.ts";
 
 const [mode, sysfs, udev, state] = Deno.args;
 if (!mode || !sysfs || !udev || !state) {
-  throw new Error("usage: _devices_run.ts agent|undo|naive|index|reset|empty SYSFS UDEV STATE");
+  throw new Error(
+    "usage: _devices_run.ts agent|undo|naive|index|reset|reset-flags|empty SYSFS UDEV STATE",
+  );
 }
 
 function peakKb(): number {
@@ -60,12 +71,12 @@ if (mode === "agent" || mode === "undo") {
       watchInterval: 1000,
     }, "rfc-v1"),
   );
-  const selection = selectDevices({
+  const selection = await selectDevicesCached({
     fs,
     udevDb: udev,
     sysfs,
     tag: mode === "agent" ? "liveupdate" : "liveupdate-bench-none",
-  });
+  }, fileSelectionCacheStore(Deno, state));
   ms.select = performance.now() - started;
   const result = await reconcileDevices({
     kernel,
@@ -84,7 +95,8 @@ if (mode === "agent" || mode === "undo") {
     Deno.writeFileSync(`${sysfs}/bus/pci/devices/${name}/liveupdate/requested`, one);
     changed++;
   }
-} else if (mode === "index" || mode === "reset") {
+} else if (mode === "index" || mode === "reset" || mode === "reset-flags") {
+  if (mode === "reset") await Deno.remove(`${state}/${SELECTION_CACHE_FILE}`).catch(() => {});
   const value = encoder.encode(mode === "index" ? "1" : "0");
   for (const name of pciIndex()) {
     Deno.writeFileSync(`${sysfs}/bus/pci/devices/${name}/liveupdate/requested`, value);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertDocument } from "../tools/assert_document.ts";
 import { runCli } from "../../agent/cli/mod.ts";
 import { createTestHost, libcKernelFs, openLibc } from "../../agent/host/mod.ts";
 import { startEtcd } from "./etcd_harness.ts";
@@ -48,7 +49,7 @@ Deno.test("cli: fleet status shows holders, halts and this host's state; fleet r
   );
 
   const json = await cli(["fleet", "status", "--json", root]);
-  const doc = JSON.parse(json.stdout);
+  const doc = assertDocument("fleet-status", json.stdout);
   assert.equal(doc.version, 1);
   assert.equal(doc.backend, "etcd");
   assert.deepEqual(doc.host, { id: "host-a", group: "default", slots: 2 });
@@ -63,6 +64,9 @@ Deno.test("cli: fleet status shows holders, halts and this host's state; fleet r
     general.stdout,
     /\n {6}Fleet: etcd, group default: kept since \S+ \(1 tries\) — Keeping the slot/,
   );
+
+  const generalJson = assertDocument("status", (await cli(["status", "--json", root])).stdout);
+  assert.equal(generalJson.fleet.state.phase, "kept");
 
   // A live slot needs --force (exit 7, busy); the kept one is freed by default (this host).
   const refused = await cli(["fleet", "release", "host-b", root]);
@@ -79,7 +83,12 @@ Deno.test("cli: fleet status shows holders, halts and this host's state; fleet r
   assert.equal(again.stdout, '"host-a" holds no slot and halts nothing.\n');
   const forced = await cli(["fleet", "release", "host-b", "--force", "--json", root]);
   assert.equal(forced.code, 0);
-  assert.deepEqual(JSON.parse(forced.stdout).released.map((h: { id: string }) => h.id), ["host-b"]);
+  assert.deepEqual(
+    assertDocument<{ released: { id: string }[] }>("fleet-release", forced.stdout).released.map((
+      h: { id: string },
+    ) => h.id),
+    ["host-b"],
+  );
   await live.persist("kernel-prepare").catch(() => {});
   assert.equal(live.state, "lost", "the agent learns its slot was taken away");
 });
@@ -105,6 +114,11 @@ Deno.test("cli: fleet status when etcd cannot be reached, and without a fleet", 
     const status = await cli(["fleet", "status", `--config-root=${none.dir}`]);
     assert.equal(status.code, 0);
     assert.match(status.stdout, /^Fleet: {2}none/);
+    const noneJson = await cli(["fleet", "status", "--json", `--config-root=${none.dir}`]);
+    assert.deepEqual(assertDocument("fleet-status", noneJson.stdout), {
+      version: 1,
+      backend: "none",
+    });
     const release = await cli(["fleet", "release", `--config-root=${none.dir}`]);
     assert.equal(release.code, 2);
     assert.match(release.stderr, /fleet\.backend is "none": there is no fleet slot to free/);

@@ -6,8 +6,10 @@
  * lease-bound (the undo-able part), makes the slot permanent (where the flow
  * writes the kernel's prepare), drops its coordinator and resumes the slot from
  * a new one (as liveupdate-finish does in the new kernel), passes a health gate
- * and releases. It changes nothing on the host. The real agent replaces this
- * program in the rollout driver once the update flow exists.
+ * and releases. It changes nothing on the host. The etcd fault cases
+ * (faults_test.ts: a member killed, a client partitioned, a dozen agents each)
+ * use it because they test the fleet layer against etcd, not the update; the
+ * rollouts of real agents are in rollout_test.ts (agent_hosts.ts).
  *
  * Every step is appended to `--record` as a JSON line `{event, t, …}` (t: wall
  * clock, ms), and so is every fleet decision: the attempt record of the future.

@@ -43,6 +43,11 @@ export function etcdToml(options: {
   waitTimeout?: string;
   requestTimeout?: string;
   prefix?: string;
+  /** fleet.health.units (default none). */
+  healthUnits?: readonly string[];
+  /** fleet.health.devices_reclaimed (default: the schema's, true). */
+  devicesReclaimed?: boolean;
+  healthTimeout?: string;
   extra?: string;
 }): string {
   return [
@@ -55,7 +60,13 @@ export function etcdToml(options: {
     `wait_timeout = "${options.waitTimeout ?? "2min"}"`,
     "[fleet.health]",
     'interval = "100ms"',
-    'timeout = "5s"',
+    `timeout = "${options.healthTimeout ?? "5s"}"`,
+    ...(options.healthUnits
+      ? [`units = [${options.healthUnits.map((u) => JSON.stringify(u)).join(", ")}]`]
+      : []),
+    ...(options.devicesReclaimed === undefined
+      ? []
+      : [`devices_reclaimed = ${options.devicesReclaimed}`]),
     "[fleet.etcd]",
     `endpoints = [${options.endpoints.map((e) => JSON.stringify(e)).join(", ")}]`,
     `lease_ttl = "${options.leaseTtl ?? "3s"}"`,
@@ -85,12 +96,13 @@ export async function testFleet(toml: string, name = "fleet"): Promise<TestFleet
     level: "debug",
     format: "json",
   });
-  const fleet = await createFleet(root.config, host, log, { hostname: Deno.hostname() }).catch(
-    async (error) => {
-      await Deno.remove(root.dir, { recursive: true });
-      throw error;
-    },
-  );
+  // The host name operators see beside the id (the agent reads it from procfs).
+  const fleet = await createFleet(root.config, host, log, {
+    hostname: `node-${name}`,
+  }).catch(async (error) => {
+    await Deno.remove(root.dir, { recursive: true });
+    throw error;
+  });
   if (!fleet) throw new Error("fleet.backend is none");
   return {
     fleet,

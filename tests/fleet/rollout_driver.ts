@@ -4,9 +4,10 @@
  * once than there are slots (from the agents' timestamps, and from etcd's own
  * history of the slot keys), every agent done, no slot left behind.
  *
- * The agent program is pluggable (`spawn`): today the stand-in of
- * `fleet_agent.ts`; once the update flow exists, the real agent on its own
- * simulated kernel and private systemd. So is how its record is read
+ * The agent program is pluggable (`spawn`): the fault cases use the stand-in
+ * of `fleet_agent.ts`; rollouts of the real agent, each on its own simulated
+ * kernel and private systemd, are driven by agent_hosts.ts and checked with
+ * {@link maxOverlap} and {@link maxHoldersInHistory} from here. So is how its record is read
  * (`readEvents`): JSON lines `{event, t}` with "update-start" when the host may
  * start changing things, "update-end" when it is healthy again after finish,
  * "lost" when it gave up a slot it lost, "acquired"/"released" with the etcd

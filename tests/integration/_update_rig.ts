@@ -1,11 +1,12 @@
 /**
- * A rehearsal host for the update flows' integration tests: the simulated LUO
- * kernel (FUSE) with a device tree, its udev database, a private systemd manager
- * with the agent's phase targets and sample services, a kexec-tools stand-in that
- * records what it was asked, a `/proc` directory the test controls (command line,
- * release, uptime), kernel metadata for both kernels, and a configuration root
- * pointing the agent at all of it. The agent's own wiring (the CLI's update
- * context) is used unchanged; only the kexec trigger is the simulator's.
+ * A rehearsal host for the update flows' integration tests, on the rehearsal's
+ * machine (`agent/rehearsal/stage.ts`: the simulated LUO kernel with a device
+ * tree, its udev database, a private systemd manager with the agent's phase
+ * targets, a kexec-tools stand-in the test controls, a `/proc` the test controls,
+ * kernel metadata and a configuration root): this adds the tests' sample services
+ * and phases and helpers to drive and inspect it. The agent's own wiring (the CLI's
+ * update context) is used unchanged; only the kexec trigger of `context()` is the
+ * simulator's, called in-process (CLI runs use the stage's `issue-kexec`).
  *
  * @module
  */
@@ -25,15 +26,15 @@ import { SystemdManager } from "../../agent/systemd/mod.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
 import type { AttemptRecord } from "../../agent/store/mod.ts";
 import { acquireUpdateLock, BusyError, type UpdateContext } from "../../agent/update/mod.ts";
-import { fakeBzImage } from "../kho/bzimage.ts";
-import { type Sim, startSim } from "../sim/harness.ts";
-import { type SimTree, writeUdevDb } from "../sim/tree.ts";
-import { type PrivateSystemd, startPrivateSystemd } from "../systemd/harness.ts";
+import { type KexecBehaviour, startStage } from "../../agent/rehearsal/stage.ts";
+import { ensureSimBuilt, type Sim } from "../sim/harness.ts";
+import type { SimTree } from "../sim/tree.ts";
+import type { PrivateSystemd } from "../systemd/harness.ts";
 import { phaseTargetFiles } from "../systemd/test_units.ts";
 
 /** The running and the target kernel of the rehearsal. */
-export const RUNNING_RELEASE = "6.19.0-lu-old";
-export const TARGET_RELEASE = "6.19.1-lu-new";
+export { RUNNING_RELEASE, TARGET_RELEASE } from "../../agent/rehearsal/stage.ts";
+export type { KexecBehaviour } from "../../agent/rehearsal/stage.ts";
 
 /** A simple tree: one root port with two vfio functions (one tagged), one unsupported port. */
 export function smallTree(): SimTree {
@@ -103,7 +104,7 @@ export function sampleUnits(): Record<string, string> {
 /** Options of {@link startUpdateRig}. */
 export interface RigOptions {
   tree?: SimTree;
-  /** TOML appended to the rig's drop-in (after the defaults it writes). */
+  /** TOML appended to the rig's scenario drop-in (after the phases it writes). */
   config?: string;
   /** LUO versions of the two kernels ("" = no metadata file). */
   runningVersion?: string;
@@ -113,16 +114,6 @@ export interface RigOptions {
   /** The kexec stand-in's exit code for loads (and an optional delay in seconds). */
   kexecExit?: number;
   kexecSleep?: number;
-}
-
-/** How the kexec stand-in behaves for loads (`kexec -s -l`). */
-export interface KexecBehaviour {
-  /** Exit code of a load (default 0: loaded). */
-  exit?: number;
-  /** Seconds a load takes before it ends as `exit` says. */
-  sleep?: number;
-  /** The load never ends (it must be killed: the agent's load timeout). */
-  hang?: boolean;
 }
 
 /** Options of {@link UpdateRig.context}. */
@@ -142,6 +133,8 @@ export interface UpdateRig extends AsyncDisposable {
   configRoot: string;
   stateDir: string;
   proc: string;
+  /** The metrics file the agent writes (metrics.file). */
+  metricsFile: string;
   /** The kexec stand-in's log (one line per call: its arguments). */
   kexecLog(): Promise<string[]>;
   /** Whether a kexec kernel is loaded (a load succeeded and no unload or reboot followed). */
@@ -150,6 +143,11 @@ export interface UpdateRig extends AsyncDisposable {
   setKexec(behaviour: KexecBehaviour): Promise<void>;
   /** Writes the drop-in `60-case.toml` after the rig's own ("" removes it). */
   setConfig(toml: string): Promise<void>;
+  /**
+   * Writes (or, with `undefined`, removes) the drop-in `<name>.toml` after the
+   * rig's own, so a test can override any setting (later drop-ins win).
+   */
+  dropIn(name: string, toml: string | undefined): Promise<void>;
   /** Writes (or with "" removes) the LUO version metadata of the running and the target kernel. */
   setVersions(running: string, target: string): Promise<void>;
   /** The running kernel's command line as `<proc>/cmdline` reports it. */
@@ -184,125 +182,46 @@ export interface RigContext {
   close(): Promise<void>;
 }
 
-async function write(path: string, text: string | Uint8Array, mode?: number): Promise<void> {
+async function write(path: string, text: string): Promise<void> {
   await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  if (typeof text === "string") await Deno.writeTextFile(path, text);
-  else await Deno.writeFile(path, text);
-  if (mode !== undefined) await Deno.chmod(path, mode);
+  await Deno.writeTextFile(path, text);
 }
 
 /** Starts a rehearsal host. Dispose of it with `await using`. */
 export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRig> {
   const tree = options.tree ?? smallTree();
-  const dir = await Deno.makeTempDir({ prefix: "liveupdate-update-it-" });
+  const stage = await startStage({
+    simulator: await ensureSimBuilt(),
+    tree,
+    units: { ...await phaseTargetFiles(), ...sampleUnits() },
+    config: [
+      "[devices]",
+      'reclaim_timeout = "2s"',
+      "[phases.prepare]",
+      'stop = ["vmm.service"]',
+      'start = ["checkpoint.service"]',
+      'timeout = "30s"',
+      "[phases.updated]",
+      'start = ["restore.service", "vmm.service"]',
+      'timeout = "30s"',
+      "[phases.cancel]",
+      'start = ["vmm.service"]',
+      'timeout = "30s"',
+      "",
+    ].join("\n") + (options.config ?? ""),
+    prefix: "liveupdate-update-it",
+    ...(options.runningVersion !== undefined ? { runningVersion: options.runningVersion } : {}),
+    ...(options.targetVersion !== undefined ? { targetVersion: options.targetVersion } : {}),
+    ...(options.cmdline !== undefined ? { cmdline: options.cmdline } : {}),
+    ...(options.kexecExit !== undefined ? { kexecExit: options.kexecExit } : {}),
+    ...(options.kexecSleep !== undefined ? { kexecSleep: options.kexecSleep } : {}),
+  });
   const libc = openLibc();
-  let sim: Sim | undefined;
-  let systemd: PrivateSystemd | undefined;
   try {
-    sim = await startSim({ tree });
-    systemd = await startPrivateSystemd({
-      units: { ...await phaseTargetFiles(), ...sampleUnits() },
-    });
-    const udev = `${dir}/udev`;
-    await writeUdevDb(tree, udev);
-    const proc = `${dir}/proc`;
-    await write(
-      `${proc}/cmdline`,
-      options.cmdline ?? "BOOT_IMAGE=/vmlinuz root=/dev/vda ro liveupdate=on kho=on\n",
-    );
-    await write(`${proc}/sys/kernel/osrelease`, `${RUNNING_RELEASE}\n`);
-    await write(`${proc}/uptime`, "1234.56 2000.00\n");
-    const modules = `${dir}/modules`;
-    const kernel = `${dir}/boot/vmlinuz-${TARGET_RELEASE}`;
-    await write(kernel, fakeBzImage({ version: `${TARGET_RELEASE} (rig@test) #1 SMP` }));
-    await write(`${dir}/boot/initrd.img-${TARGET_RELEASE}`, "initrd");
-    // The kexec stand-in: logs its arguments, keeps "loaded" in a file, and answers
-    // loads as the files kexec.{exit,sleep,hang} say (see setKexec).
-    const kexec = `${dir}/bin/kexec`;
-    await write(
-      kexec,
-      [
-        "#!/bin/sh",
-        `d="${dir}"`,
-        'echo "$@" >> "$d/kexec.log"',
-        'case "$1 $2" in',
-        '"-s -l")',
-        '  if [ -f "$d/kexec.hang" ]; then exec sleep 600; fi',
-        '  if [ -f "$d/kexec.sleep" ]; then sleep "$(cat "$d/kexec.sleep")"; fi',
-        '  code=$(cat "$d/kexec.exit" 2>/dev/null || echo 0)',
-        '  if [ "$code" = 0 ]; then : > "$d/kexec.loaded"; else',
-        '    echo "kexec_file_load failed: Invalid argument" >&2; fi',
-        '  exit "$code";;',
-        '"-s -u") rm -f "$d/kexec.loaded"; exit 0;;',
-        "esac",
-        "exit 0",
-        "",
-      ].join("\n"),
-      0o755,
-    );
-    const setKexec = async (behaviour: KexecBehaviour) => {
-      for (const name of ["exit", "sleep", "hang"]) {
-        await Deno.remove(`${dir}/kexec.${name}`).catch(() => {});
-      }
-      if (behaviour.exit) await write(`${dir}/kexec.exit`, `${behaviour.exit}\n`);
-      if (behaviour.sleep) await write(`${dir}/kexec.sleep`, `${behaviour.sleep}\n`);
-      if (behaviour.hang) await write(`${dir}/kexec.hang`, "");
-    };
-    await setKexec({
-      ...(options.kexecExit ? { exit: options.kexecExit } : {}),
-      ...(options.kexecSleep ? { sleep: options.kexecSleep } : {}),
-    });
-    const setVersions = async (running: string, target: string) => {
-      for (const [release, version] of [[RUNNING_RELEASE, running], [TARGET_RELEASE, target]]) {
-        const file = `${modules}/${release}/liveupdate-abi`;
-        if (version) await write(file, `LUO_VERSION=${version}\n`);
-        else await Deno.remove(file).catch(() => {});
-      }
-    };
-    await setVersions(options.runningVersion ?? "1.0", options.targetVersion ?? "1.0");
-    const issue = `${dir}/bin/issue-kexec`;
-    await write(issue, `#!/bin/sh\nprintf kexec > "${sim.root}/.luo-sim/control"\n`, 0o755);
-    const configRoot = `${dir}/root`;
-    const stateDir = `${dir}/state`;
-    await write(
-      `${configRoot}/etc/liveupdate/config.d/50-rig.toml`,
-      [
-        "[paths]",
-        `sysfs = "${sim.root}"`,
-        `proc = "${proc}"`,
-        `udev_db = "${udev}"`,
-        `debugfs = "${dir}/debugfs"`,
-        `state_dir = "${stateDir}"`,
-        `runtime_dir = "${dir}/run"`,
-        "[systemd]",
-        `bus_address = "${systemd.busAddress}"`,
-        "[target]",
-        `kernel = "${kernel}"`,
-        `initrd = "${dir}/boot/initrd.img-${TARGET_RELEASE}"`,
-        "[compat]",
-        `modules_dir = "${modules}"`,
-        "[kexec]",
-        `binary = "${kexec}"`,
-        'issue = "command"',
-        `issue_command = ["${issue}"]`,
-        "[devices]",
-        'reclaim_timeout = "2s"',
-        "[phases.prepare]",
-        'stop = ["vmm.service"]',
-        'start = ["checkpoint.service"]',
-        'timeout = "30s"',
-        "[phases.updated]",
-        'start = ["restore.service", "vmm.service"]',
-        'timeout = "30s"',
-        "[phases.cancel]",
-        'start = ["vmm.service"]',
-        'timeout = "30s"',
-        "",
-      ].join("\n") + (options.config ?? ""),
-    );
-    const theSim = sim;
-    const theSystemd = systemd;
-    const lockPath = `${dir}/run/update.lock`;
+    const { dir, configRoot, stateDir, proc } = stage;
+    const theSim = stage.sim;
+    const theSystemd = stage.systemd;
+    const lockPath = `${stage.runtimeDir}/update.lock`;
     const rig: UpdateRig = {
       sim: theSim,
       systemd: theSystemd,
@@ -310,6 +229,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
       configRoot,
       stateDir,
       proc,
+      metricsFile: stage.metricsFile,
       libc,
       lockPath,
       lockHeld() {
@@ -326,31 +246,21 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           throw error;
         }
       },
-      async kexecLoaded() {
-        try {
-          await Deno.stat(`${dir}/kexec.loaded`);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      setKexec,
+      kexecLoaded: () => stage.kexecLoaded(),
+      setKexec: (behaviour: KexecBehaviour) => stage.setKexec(behaviour),
       async setConfig(toml) {
         const file = `${configRoot}/etc/liveupdate/config.d/60-case.toml`;
         if (toml) await write(file, toml);
         else await Deno.remove(file).catch(() => {});
       },
-      setVersions,
-      async setCmdline(cmdline) {
-        await write(`${proc}/cmdline`, cmdline);
+      async dropIn(name, toml) {
+        const file = `${configRoot}/etc/liveupdate/config.d/${name}.toml`;
+        if (toml === undefined) await Deno.remove(file).catch(() => {});
+        else await write(file, toml);
       },
-      async kexecLog() {
-        try {
-          return (await Deno.readTextFile(`${dir}/kexec.log`)).trim().split("\n").filter(Boolean);
-        } catch {
-          return [];
-        }
-      },
+      setVersions: (running, target) => stage.setVersions(running, target),
+      setCmdline: (cmdline) => stage.setCmdline(cmdline),
+      kexecLog: () => stage.kexecLog(),
       async context(contextOptions = {}) {
         const loaded = await loadConfig(Deno, { root: configRoot });
         const host = createTestHost({ dbus: dbusNextConnector });
@@ -361,7 +271,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           clock: host.clock,
           level: "debug",
         });
-        const built = createUpdateContext({
+        const built = await createUpdateContext({
           host,
           log,
           loaded,
@@ -405,19 +315,7 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
           reclaimed: await read("reclaimed"),
         };
       },
-      async kexec(kexecOptions) {
-        const result = await theSim.kexec(kexecOptions);
-        // A reboot (live, plain or cold) leaves no kexec kernel loaded; a kexec that
-        // failed without the fallback leaves the old kernel running, with it loaded.
-        if (result.reboot !== "failed" || result.fallback === "cold") {
-          await Deno.remove(`${dir}/kexec.loaded`).catch(() => {});
-        }
-        if (result.reboot === "live") {
-          await Deno.writeTextFile(`${proc}/sys/kernel/osrelease`, `${TARGET_RELEASE}\n`);
-          await Deno.writeTextFile(`${proc}/uptime`, "3.50 6.00\n");
-        }
-        return result;
-      },
+      kexec: (kexecOptions) => stage.kexec(kexecOptions),
       async record() {
         const names: string[] = [];
         try {
@@ -444,23 +342,16 @@ export async function startUpdateRig(options: RigOptions = {}): Promise<UpdateRi
       },
       async [Symbol.asyncDispose]() {
         try {
-          await theSystemd.stop();
+          await stage.stop();
         } finally {
-          try {
-            await theSim.stop();
-          } finally {
-            libc.close();
-            await Deno.remove(dir, { recursive: true }).catch(() => {});
-          }
+          libc.close();
         }
       },
     };
     return rig;
   } catch (error) {
-    await systemd?.stop().catch(() => {});
-    await sim?.stop().catch(() => {});
     libc.close();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await stage.stop().catch(() => {});
     throw error;
   }
 }

@@ -3,6 +3,7 @@
  * backend and device layer against the simulated kernel.
  */
 import assert from "node:assert/strict";
+import { assertDocument } from "../tools/assert_document.ts";
 import { runCli } from "../../agent/cli/mod.ts";
 import { reconcileDevices } from "../../agent/devices/mod.ts";
 import { createTestHost } from "../../agent/host/mod.ts";
@@ -38,7 +39,7 @@ Deno.test("devices --json against the simulated kernel, before and after a live 
     };
     const before = await run("--json");
     assert.equal(before.code, 0, before.err);
-    const report = JSON.parse(before.out);
+    const report = assertDocument("devices", before.out);
     assert.equal(report.summary.toRequest, 4);
 
     await reconcileDevices({ kernel: rig.kernel, selection: rig.select(), store: rig.store });
@@ -46,7 +47,7 @@ Deno.test("devices --json against the simulated kernel, before and after a live 
     await rig.sim.kexec();
     const after = await run();
     assert.equal(after.code, 0, after.err);
-    assert.match(after.out, /^Kernel: state updated$/m);
+    assert.match(after.out, /^ +Kernel: state updated$/m);
     assert.match(after.out, /Preserved, waiting to be reclaimed \(6\)/);
     assert.match(after.out, /vm-3\.service/);
     assert.match(

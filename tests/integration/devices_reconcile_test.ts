@@ -100,6 +100,37 @@ Deno.test("reconcile: a device that vanished after selection is a refusal; nothi
   assert.equal((await rig.sim.events()).filter((event) => event.type === "write").length, 0);
 });
 
+Deno.test("reconcile: a device that vanishes between reading and writing its flag is a refusal; the run is undone", async () => {
+  await using rig = await startRig(generateTree({ devices: 60, marked: 5 }));
+  const selection = rig.select();
+  const victim = selection.devices[2]!.path;
+  // The record is written after the flags were read (files held open) and before any
+  // write: the device is hot-unplugged right then.
+  const store = {
+    where: rig.store.where,
+    load: () => rig.store.load(),
+    save: async (owned: Parameters<typeof rig.store.save>[0]) => {
+      if (owned.size > 0 && !removed) {
+        removed = true;
+        await rig.sim.removeDevice(victim);
+      }
+      await rig.store.save(owned);
+    },
+  };
+  let removed = false;
+  const error = await reconcileDevices({ kernel: rig.kernel, selection, store })
+    .then(() => assert.fail("expected a refusal"), (error) => error);
+  assert.ok(error instanceof DeviceRefusedError);
+  assert.equal(error.restored, true);
+  assert.deepEqual(error.refusals.map((refusal) => [refusal.path, refusal.kind]), [
+    [victim, "vanished"],
+  ]);
+  assert.match(error.refusals[0]!.message, /vanished \(ENOENT\)/);
+  const others = selection.devices.map((device) => device.path).filter((path) => path !== victim);
+  assert.deepEqual(await rig.requested(others), [], "every other request was undone");
+  assert.deepEqual([...(await rig.store.load()).keys()], [], "the record is back as it was");
+});
+
 Deno.test("reconcile: outside state normal nothing is written; EAGAIN is retried", async () => {
   await using rig = await startRig(generateTree({ devices: 60, marked: 5 }));
   await Deno.writeTextFile(rig.sim.path("kernel/liveupdate/prepare"), "1");

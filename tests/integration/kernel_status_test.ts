@@ -2,6 +2,7 @@
  * `liveupdate-agent status` against the simulated kernel, through the real CLI.
  */
 import assert from "node:assert/strict";
+import { assertDocument } from "../tools/assert_document.ts";
 import { type Platform, runCli } from "../../agent/cli/mod.ts";
 import { createTestHost, type Libc, libcKernelFs, openLibc } from "../../agent/host/mod.ts";
 import { startSim } from "../sim/harness.ts";
@@ -47,7 +48,7 @@ Deno.test("status reads the simulated kernel: backend, state, compatibility", as
       await runCli(["status", "--json", `--config-root=${root}`], host, { platform }),
       0,
     );
-    const report = JSON.parse(host.stdout.text());
+    const report = assertDocument("status", host.stdout.text());
     assert.equal(report.kernel.available, true);
     assert.equal(report.kernel.backend, "rfc-v1");
     assert.equal(report.kernel.state, "prepared");
@@ -80,7 +81,7 @@ Deno.test("status on a kernel with live update disabled names what is missing", 
       await runCli(["status", "--json", `--config-root=${root}`], host, { platform }),
       0,
     );
-    const report = JSON.parse(host.stdout.text());
+    const report = assertDocument("status", host.stdout.text());
     assert.equal(report.kernel.available, false);
     assert.ok(report.kernel.missing.includes(`${sim.root}/kernel/liveupdate`));
     assert.match(report.kernel.probes[0].summary, /booted without liveupdate=1 or with KHO off/);

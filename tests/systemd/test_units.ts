@@ -5,17 +5,13 @@
  * @module
  */
 
+import { shippedPhaseTargets } from "../../agent/rehearsal/phase_targets.ts";
+
 const UNITS_DIR = new URL("../../units/", import.meta.url);
 
-/** The agent's phase targets, as shipped (file name → contents). */
-export async function phaseTargetFiles(): Promise<Record<string, string>> {
-  const files: Record<string, string> = {};
-  for await (const entry of Deno.readDir(UNITS_DIR)) {
-    if (entry.name.endsWith(".target")) {
-      files[entry.name] = await Deno.readTextFile(new URL(entry.name, UNITS_DIR));
-    }
-  }
-  return files;
+/** The agent's phase targets, as shipped in units/ (file name → contents). */
+export function phaseTargetFiles(): Promise<Record<string, string>> {
+  return shippedPhaseTargets(UNITS_DIR.pathname);
 }
 
 /** The kind of a generated test service. */

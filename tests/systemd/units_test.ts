@@ -9,6 +9,10 @@ import { launcherScript } from "../../agent/build/launcher.ts";
 import { dbusNextConnector } from "../../agent/systemd/dbus_next.ts";
 import { SystemdManager } from "../../agent/systemd/manager.ts";
 import { type PrivateSystemd, startPrivateSystemd } from "./harness.ts";
+import { fakeBzImage } from "../kho/bzimage.ts";
+import { startSim } from "../sim/harness.ts";
+import { writeUdevDb } from "../sim/tree.ts";
+import { RUNNING_RELEASE, SMALL, smallTree, TARGET_RELEASE } from "../integration/_update_rig.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const UNITS = `${ROOT}units`;
@@ -83,7 +87,7 @@ async function shippedUnits(): Promise<string[]> {
   return names.sort();
 }
 
-Deno.test("units: the agent ships five services (one the session broker) and five phase targets", async () => {
+Deno.test("units: the agent ships five services (one the session broker) and the five phase targets", async () => {
   assert.deepEqual(await shippedUnits(), [
     "liveupdate-agent.service",
     "liveupdate-cancel.service",
@@ -198,20 +202,186 @@ Deno.test("units: ordering against kexec.target, shutdown.target, dbus and udev"
   }
 });
 
-Deno.test("units: hardened; CAP_SYS_BOOT only where the kexec kernel is loaded or unloaded", async () => {
+/** The highest exposure `systemd-analyze security --offline=true` may give a shipped service. */
+const MAX_EXPOSURE = 1.5;
+/** The services that load or unload the kexec kernel (kexec_file_load, kexec -u). */
+/** The services of the update itself (a session broker, say, has its own needs). */
+const UPDATE_SERVICES = [
+  "liveupdate-prepare.service",
+  "liveupdate-finish.service",
+  "liveupdate-cancel.service",
+  "liveupdate-agent.service",
+];
+/** The services that check compatibility: they read <modules_dir>/<release>/liveupdate-abi. */
+const READS_MODULES_DIR = [
+  "liveupdate-prepare.service",
+  "liveupdate-finish.service",
+  "liveupdate-agent.service",
+];
+const KEXEC_SERVICES = [
+  "liveupdate-prepare.service", // loads the target; unloads it on rollback
+  "liveupdate-cancel.service", // unloads it
+  "liveupdate-agent.service", // recover at start completes a rollback: unloads it
+];
+
+/** The exposure systemd-analyze gives `file` (NaN when it prints none). */
+async function exposure(file: string, extra: string[] = []): Promise<number> {
+  const result = await run("systemd-analyze", ["security", "--offline=true", ...extra, file]);
+  return Number(/Overall exposure level for \S+: (\d+\.\d+)/.exec(result.output)?.[1]);
+}
+
+async function shippedServices(): Promise<string[]> {
+  return (await shippedUnits()).filter((name) => name.endsWith(".service"));
+}
+
+Deno.test("units: every shipped service scores at most 1.5 in systemd-analyze security", async () => {
+  const services = await shippedServices();
+  // The agent's four services, and the session broker (mainline kernels only).
+  assert.deepEqual(services, [...Object.keys(SERVICES), "liveupdate-sessions.service"].sort());
+  for (const name of services) {
+    const score = await exposure(`${UNITS}/${name}`);
+    assert.ok(score <= MAX_EXPOSURE, `${name}: exposure ${score} > ${MAX_EXPOSURE}`);
+  }
+  // The check can fail: the same unit without its network and kernel-tunable sandbox.
+  const dir = await Deno.makeTempDir({ prefix: "liveupdate-test-exposure-" });
+  try {
+    const text = await Deno.readTextFile(`${UNITS}/liveupdate-prepare.service`);
+    const weaker = text.replace(/^(PrivateNetwork|IPAddressDeny|ProtectKernelTunables)=.*\n/gm, "")
+      .replace(/^RestrictAddressFamilies=.*$/m, "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6");
+    await Deno.writeTextFile(`${dir}/liveupdate-prepare.service`, weaker);
+    const score = await exposure(`${dir}/liveupdate-prepare.service`);
+    assert.ok(score > MAX_EXPOSURE, `the weakened unit scores ${score}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("units: CAP_SYS_BOOT and @reboot only where the kexec kernel is loaded or unloaded", async () => {
   for (const name of Object.keys(SERVICES)) {
     const unit = await parseUnit(name);
-    const caps = words(unit, "Service.CapabilityBoundingSet");
-    const kexec = name === "liveupdate-prepare.service" || name === "liveupdate-cancel.service";
-    assert.deepEqual(caps, kexec ? ["CAP_SYS_BOOT"] : [], name);
-    assert.deepEqual(unit.get("Service.NoNewPrivileges"), ["yes"], name);
+    const kexec = KEXEC_SERVICES.includes(name);
+    assert.deepEqual(
+      words(unit, "Service.CapabilityBoundingSet"),
+      kexec ? ["CAP_SYS_BOOT"] : [],
+      name,
+    );
+    // An allow-list, minus @privileged and @resources, plus @reboot (kexec-tools'
+    // system calls, which @privileged holds) only where CAP_SYS_BOOT is kept.
+    assert.deepEqual(unit.get("Service.SystemCallFilter"), [
+      "@system-service",
+      "~@privileged @resources",
+      ...(kexec ? ["@reboot"] : []),
+    ], name);
+    assert.deepEqual(unit.get("Service.SystemCallArchitectures"), ["native"], name);
+  }
+});
+
+Deno.test("units: hardened: read-only system and /sys but the live-update files, local sockets only", async () => {
+  // Every shipped service: no new privileges, a read-only system, local sockets only.
+  for (const name of await shippedServices()) {
+    const unit = await parseUnit(name);
+    for (const key of ["NoNewPrivileges", "PrivateNetwork", "ProtectKernelTunables"]) {
+      assert.deepEqual(unit.get(`Service.${key}`), ["yes"], `${name} ${key}`);
+    }
     assert.deepEqual(unit.get("Service.ProtectSystem"), ["strict"], name);
-    // V8 needs writable+executable memory for its JIT.
+    assert.deepEqual(unit.get("Service.RestrictAddressFamilies"), ["AF_UNIX"], name);
+    assert.deepEqual(unit.get("Service.IPAddressDeny"), ["any"], name);
+  }
+  for (const name of UPDATE_SERVICES) {
+    const unit = await parseUnit(name);
+    const yes = [
+      "NoNewPrivileges",
+      "ProtectHome",
+      "PrivateMounts",
+      "PrivateDevices",
+      "ProtectKernelTunables",
+      ...(READS_MODULES_DIR.includes(name) ? [] : ["ProtectKernelModules"]),
+      "ProtectKernelLogs",
+      "ProtectControlGroups",
+      "ProtectClock",
+      "ProtectHostname",
+      "RestrictNamespaces",
+      "RestrictRealtime",
+      "RestrictSUIDSGID",
+      "LockPersonality",
+      "PrivateNetwork",
+    ];
+    for (const key of yes) assert.deepEqual(unit.get(`Service.${key}`), ["yes"], `${name} ${key}`);
+    // ProtectKernelModules= hides /usr/lib/modules, where each kernel's liveupdate-abi
+    // metadata lives: not where compatibility is checked. Modules still cannot be
+    // loaded there (no CAP_SYS_MODULE; @module is outside @system-service).
+    if (READS_MODULES_DIR.includes(name)) {
+      assert.equal(unit.get("Service.ProtectKernelModules"), undefined, name);
+      assert.ok(!words(unit, "Service.CapabilityBoundingSet").includes("CAP_SYS_MODULE"), name);
+    }
+    assert.deepEqual(unit.get("Service.ProtectSystem"), ["strict"], name);
+    assert.deepEqual(unit.get("Service.ProtectProc"), ["invisible"], name);
+    assert.deepEqual(unit.get("Service.RestrictAddressFamilies"), ["AF_UNIX"], name);
+    assert.deepEqual(unit.get("Service.IPAddressDeny"), ["any"], name);
+    assert.deepEqual(unit.get("Service.UMask"), ["0077"], name);
+    // /dev: the pseudo devices and /dev/liveupdate (mainline), nothing else.
+    assert.deepEqual(unit.get("Service.DeviceAllow"), ["/dev/liveupdate rw"], name);
+    assert.deepEqual(unit.get("Service.BindPaths"), ["-/dev/liveupdate"], name);
+    // Writable: the live-update files, the state and runtime directories, the metrics
+    // directory; nothing else (ProtectSystem=strict).
+    const writable = words(unit, "Service.ReadWritePaths").map((path) => path.replace(/^-/, ""));
+    const state = name === "liveupdate-prepare.service"
+      ? ["/var/lib/liveupdate"] // no StateDirectory= (see "ordering" above)
+      : [];
+    assert.deepEqual(
+      writable.sort(),
+      [
+        "/sys/kernel/liveupdate",
+        "/sys/devices",
+        "/var/lib/prometheus/node-exporter",
+        ...state,
+      ].sort(),
+      name,
+    );
+    if (state.length === 0) assert.deepEqual(unit.get("Service.StateDirectory"), ["liveupdate"]);
+    assert.deepEqual(unit.get("Service.RuntimeDirectory"), ["liveupdate"], name);
+    // V8 needs writable+executable memory for its JIT; procfs facts (cmdline, uptime,
+    // osrelease, boot_id) are outside ProcSubset=pid.
     assert.equal(unit.get("Service.MemoryDenyWriteExecute"), undefined, name);
-    const result = await run("systemd-analyze", ["security", "--offline=true", `${UNITS}/${name}`]);
-    const score = Number(/Overall exposure level for \S+: (\d+\.\d+)/.exec(result.output)?.[1]);
-    // The exposure is driven to <= 1.5 later; it must not get worse meanwhile.
-    assert.ok(score <= 2.5, `${name}: exposure ${score}`);
+    assert.equal(unit.get("Service.ProcSubset"), undefined, name);
+  }
+});
+
+Deno.test("units: the fleet network drop-in opens TCP to the listed addresses only", async () => {
+  const dropIn = await Deno.readTextFile(`${ROOT}config/liveupdate-fleet-network.conf`);
+  const root = await verifyRoot();
+  try {
+    for (const name of Object.keys(SERVICES)) {
+      const dir = `${root}/etc/systemd/system/${name}.d`;
+      await Deno.mkdir(dir, { recursive: true });
+      await Deno.writeTextFile(`${dir}/50-fleet-network.conf`, dropIn);
+    }
+    const units = Object.keys(SERVICES).map((name) => `${root}/usr/lib/systemd/system/${name}`);
+    const result = await run("systemd-analyze", ["verify", `--root=${root}`, ...units]);
+    assert.equal(result.output.trim(), "", result.output);
+    assert.equal(result.code, 0);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+  await using systemd = await startPrivateSystemd();
+  await installShipped(systemd, () => "/bin/true");
+  for (const name of Object.keys(SERVICES)) {
+    await systemd.installDropIn(name, "50-fleet-network", dropIn);
+  }
+  for (const name of Object.keys(SERVICES)) {
+    assert.equal(await systemd.property(name, "PrivateNetwork"), "no", name);
+    assert.deepEqual(
+      (await systemd.property(name, "RestrictAddressFamilies")).split(" ").sort(),
+      ["AF_INET", "AF_INET6", "AF_UNIX"],
+      name,
+    );
+    const sorted = async (key: string) => (await systemd.property(name, key)).split(" ").sort();
+    assert.deepEqual(await sorted("IPAddressDeny"), ["0.0.0.0/0", "::/0"], name);
+    assert.deepEqual(
+      await sorted("IPAddressAllow"),
+      ["192.0.2.11/32", "192.0.2.12/32", "192.0.2.13/32"],
+      name,
+    );
   }
 });
 
@@ -219,6 +389,7 @@ Deno.test("units: hardened; CAP_SYS_BOOT only where the kexec kernel is loaded o
 async function installShipped(
   systemd: PrivateSystemd,
   execStart: (name: string) => string,
+  extra: (name: string) => string[] = () => [],
 ): Promise<string> {
   const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
   const bin = `${systemd.dir}/bin`;
@@ -253,14 +424,18 @@ async function installShipped(
   await Deno.writeTextFile(`${systemd.dir}/out.log`, "");
   await systemd.installUnits(units);
   for (const name of Object.keys(SERVICES)) {
+    // The shipped writable paths, each optional: the test host has no
+    // /var/lib/liveupdate (ExecStartPre= creates it in production).
+    const writable = words(await parseUnit(name), "Service.ReadWritePaths")
+      .map((path) => `-${path.replace(/^-/, "")}`);
     await systemd.installDropIn(
       name,
       "test",
       [
         "[Service]",
-        // Not on the test host: no /var/lib/liveupdate is created or needed.
         "ExecStartPre=",
         "ReadWritePaths=",
+        `ReadWritePaths=${writable.join(" ")}`,
         "Type=oneshot",
         "Slice=lutest.slice",
         "ExecStart=",
@@ -269,6 +444,7 @@ async function installShipped(
         `BindReadOnlyPaths=${ROOT}:/opt/liveupdate-test/src`,
         `StandardOutput=append:${systemd.dir}/out.log`,
         `StandardError=append:${systemd.dir}/out.log`,
+        ...extra(name),
         "",
       ].join("\n"),
     );
@@ -339,4 +515,155 @@ Deno.test("units: a kexec requested from inside liveupdate-prepare waits for it,
       1000 +
     Number(/\.\d{3}(\d{3}) UTC/.exec(enter.stdout)?.[1]);
   assert.ok(exited > 0 && kexec >= exited, `kexec.target (${kexec}) after prepare (${exited})`);
+});
+
+/**
+ * The agent at work inside the shipped sandboxes: the private manager runs in the
+ * simulated kernel's mount namespace, each service keeps its shipped hardening
+ * (system-call filter, capability bounding set, private network, devices, tmp,
+ * read-only system), and a test drop-in only points it at the rehearsal host: the
+ * simulator bound at /run/lutest/sys (read-only but for its live-update files, as
+ * ProtectKernelTunables= and ReadWritePaths= leave /sys), the configuration in
+ * /run/liveupdate/config.d, records in /run/liveupdate, the bus at the system
+ * bus's path, a kexec stand-in over /usr/sbin, the target image over /boot — the
+ * paths the launcher's Deno permissions name. prepare (up to state prepared),
+ * the kexec, finish, prepare and cancel, and the watcher's recover at start of a
+ * prepare that was killed, each as `systemctl start` of its unit.
+ */
+Deno.test("units: the agent drives a whole update inside the shipped sandboxes", async () => {
+  await using sim = await startSim({ tree: smallTree() });
+  await using systemd = await startPrivateSystemd({ mountNamespaceOf: sim.pid });
+  const stage = `${systemd.dir}/stage`;
+  const write = async (path: string, data: string | Uint8Array, mode = 0o644) => {
+    await Deno.mkdir(`${stage}/${path}`.replace(/\/[^/]+$/, ""), { recursive: true });
+    if (typeof data === "string") await Deno.writeTextFile(`${stage}/${path}`, data, { mode });
+    else await Deno.writeFile(`${stage}/${path}`, data, { mode });
+    await Deno.chmod(`${stage}/${path}`, mode);
+  };
+  await writeUdevDb(smallTree(), `${stage}/udev`);
+  await write("proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda ro liveupdate=on kho=on\n");
+  await write("proc/sys/kernel/osrelease", `${RUNNING_RELEASE}\n`);
+  await write("proc/uptime", "1234.56 2000.00\n");
+  await write("proc/sys/kernel/random/boot_id", "0f3b6c2e-9a41-4d7b-8c55-2f1e0a9d7b31\n");
+  await write("proc/sys/kernel/hostname", "sandbox\n");
+  await write(
+    `boot/vmlinuz-${TARGET_RELEASE}`,
+    fakeBzImage({ version: `${TARGET_RELEASE} (x@y) #1` }),
+  );
+  // kexec-tools' stand-in: loads and unloads succeed (what the kernel did is the simulator's).
+  await write("sbin/kexec", "#!/bin/sh\nexit 0\n", 0o755);
+  await Deno.mkdir(`${stage}/state`, { recursive: true });
+  await Deno.mkdir(`${stage}/run`, { recursive: true });
+  await write(
+    "config/50-sandbox.toml",
+    [
+      "[paths]",
+      'sysfs = "/run/lutest/sys"',
+      'proc = "/run/lutest/proc"',
+      'udev_db = "/run/lutest/udev"',
+      'debugfs = "/run/lutest/debug"',
+      'state_dir = "/run/liveupdate/state"',
+      'runtime_dir = "/run/liveupdate/run"',
+      "[target]",
+      `kernel = "/boot/vmlinuz-${TARGET_RELEASE}"`,
+      "[compat]",
+      'running_version = "1.0"',
+      'target_version = "1.0"',
+      "[devices]",
+      'reclaim_timeout = "2s"',
+      "",
+    ].join("\n"),
+  );
+  const launcher = "/opt/liveupdate-test/bin/liveupdate-agent --log-format=text";
+  const commands: Record<string, string> = {
+    "liveupdate-prepare.service": "prepare --no-kexec",
+    "liveupdate-finish.service": "finish",
+    "liveupdate-cancel.service": "cancel",
+    "liveupdate-agent.service": "watch",
+  };
+  const out = await installShipped(
+    systemd,
+    (name) => `${launcher} ${commands[name] ?? "status"}`,
+    (name) => [
+      // The rehearsal host at the paths the agent's Deno permissions name.
+      `BindPaths=${sim.mountpoint}:/run/lutest/sys ${stage}/state:/run/liveupdate/state`,
+      `BindPaths=${stage}/run:/run/liveupdate/run ${systemd.runtimeDir}/bus:/run/dbus/system_bus_socket`,
+      `BindReadOnlyPaths=${stage}/proc:/run/lutest/proc ${stage}/udev:/run/lutest/udev`,
+      `BindReadOnlyPaths=${stage}/config:/run/liveupdate/config.d ${stage}/boot:/boot`,
+      `BindReadOnlyPaths=${stage}/sbin:/usr/sbin`,
+      // The simulated sysfs as ProtectKernelTunables= and the shipped ReadWritePaths=
+      // leave /sys: read-only but for the live-update files.
+      "ReadOnlyPaths=/run/lutest/sys",
+      "ReadWritePaths=/run/lutest/sys/kernel/liveupdate /run/lutest/sys/devices",
+      // The watcher without sd_notify (the user manager's notify socket is under /tmp).
+      ...(name === "liveupdate-agent.service" ? ["Type=exec", "NotifyAccess=none"] : []),
+    ],
+  );
+  const record = async () => {
+    const names = [...Deno.readDirSync(`${stage}/state/attempts`)].map((e) => e.name)
+      .filter((name) => name.endsWith(".json")).sort();
+    return JSON.parse(await Deno.readTextFile(`${stage}/state/attempts/${names.at(-1)}`));
+  };
+  const start = async (name: string) => {
+    await Deno.writeTextFile(out, "");
+    const result = await systemd.systemctl(["start", name]);
+    assert.equal(result.code, 0, `${name}: ${result.stderr}\n${await Deno.readTextFile(out)}`);
+    assert.equal(await systemd.property(name, "Result"), "success", await Deno.readTextFile(out));
+  };
+
+  // prepare: devices requested, kernel loaded, both phases, the kernel prepared.
+  await start("liveupdate-prepare.service");
+  assert.equal((await sim.status()).state, "prepared");
+  assert.equal((await record()).status, "prepared");
+  for (const path of SMALL.selected) {
+    assert.equal(await Deno.readTextFile(sim.device(path, "liveupdate/requested")), "1\n");
+  }
+  // The kexec (systemd's part, here the simulator's), then finish in the new boot.
+  await sim.kexec();
+  await Deno.writeTextFile(`${stage}/proc/sys/kernel/osrelease`, `${TARGET_RELEASE}\n`);
+  for (const path of [...SMALL.selected, ...SMALL.ancestors]) await sim.setReclaimed(path);
+  await start("liveupdate-finish.service");
+  assert.equal((await sim.status()).state, "normal");
+  assert.equal((await record()).status, "succeeded");
+
+  // prepare, then cancel.
+  await start("liveupdate-prepare.service");
+  assert.equal((await sim.status()).state, "prepared");
+  await start("liveupdate-cancel.service");
+  assert.equal((await sim.status()).state, "normal");
+  assert.equal((await record()).status, "cancelled");
+
+  // A prepare killed after preparing the kernel; the watcher's recover at start rolls it back.
+  await systemd.installDropIn(
+    "liveupdate-prepare.service",
+    "zz-crash",
+    [
+      "[Service]",
+      "Environment=LIVEUPDATE_AGENT_CRASH_AT=prepare-kernel:done",
+      "",
+    ].join("\n"),
+  );
+  const killed = await systemd.systemctl(["start", "liveupdate-prepare.service"]);
+  assert.notEqual(killed.code, 0, "the killed prepare fails its start");
+  assert.equal((await sim.status()).state, "prepared");
+  assert.equal((await record()).status, "preparing");
+  await Deno.writeTextFile(out, "");
+  assert.equal((await systemd.systemctl(["start", "liveupdate-agent.service"])).code, 0);
+  for (let i = 0; i < 600 && ["preparing", "rolling-back"].includes((await record()).status); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal((await record()).status, "rolled-back", await Deno.readTextFile(out));
+  assert.equal((await sim.status()).state, "normal");
+  for (const path of SMALL.selected) {
+    assert.equal(await Deno.readTextFile(sim.device(path, "liveupdate/requested")), "0\n");
+  }
+  assert.equal(
+    await systemd.property("liveupdate-agent.service", "ActiveState"),
+    "active",
+    `${await systemd.property("liveupdate-agent.service", "SubState")} ${await systemd.property(
+      "liveupdate-agent.service",
+      "Type",
+    )}\n${await Deno.readTextFile(out)}`,
+  );
+  await systemd.systemctl(["stop", "liveupdate-agent.service"]);
 });

@@ -1,20 +1,27 @@
 // deno-lint-ignore-file no-console -- a developer tool that prints progress, not part of the agent
 /**
  * The README sections generated from the code (configuration reference, exit
- * codes, permission flags). `deno run -A tests/tools/readme_sections.ts --write` refreshes them;
+ * codes, commands, journal events, JSON schemas, permission flags). `deno run -A
+ * tests/tools/readme_sections.ts --write` refreshes them;
  * tests/tools/readme_test.ts fails when they are stale.
  *
  * @module
  */
 
 import { permissionTable } from "../../agent/build/permissions.ts";
-import { exitCodeTable } from "../../agent/cli/help.ts";
+import { COMMANDS } from "../../agent/cli/commands.ts";
+import { commandTable, exitCodeTable } from "../../agent/cli/help.ts";
+import { schemaTable } from "../../agent/cli/schemas/mod.ts";
 import { renderReference } from "../../agent/config/mod.ts";
+import { eventTable } from "../../agent/log/mod.ts";
 
 /** Generated sections by marker name. */
 export const SECTIONS: Readonly<Record<string, () => string>> = {
   "config-reference": renderReference,
   "exit-codes": exitCodeTable,
+  commands: () => commandTable(COMMANDS),
+  "journal-events": eventTable,
+  "json-schemas": schemaTable,
   "permission-flags": permissionTable,
 };
 

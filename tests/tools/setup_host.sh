@@ -8,9 +8,9 @@ set -euo pipefail
 
 declare -A PACKAGES=(
   [unit]=""
-  [integration]="fuse3 libfuse3-dev pkg-config gcc make libc6-dev systemd dbus dbus-user-session util-linux bsdutils procps"
+  [integration]="fuse3 libfuse3-dev pkg-config gcc make libc6-dev systemd dbus dbus-user-session util-linux bsdutils procps tmux strace"
   [demo]="fuse3 libfuse3-dev pkg-config gcc make libc6-dev systemd dbus dbus-user-session util-linux bsdutils procps"
-  [vm]="qemu-system-x86 debootstrap e2fsprogs debian-archive-keyring"
+  [vm]="qemu-system-x86 debootstrap e2fsprogs debian-archive-keyring systemd kmod util-linux tar"
   [kernel]="qemu-system-x86 build-essential bc bison flex libssl-dev libelf-dev dwarves cpio kmod busybox-static debian-archive-keyring xz-utils e2fsprogs debootstrap"
   [fleet]="etcd-server etcd-client openssl"
 )

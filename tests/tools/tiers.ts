@@ -33,18 +33,36 @@ export const TIERS: readonly Tier[] = [
     name: "integration",
     description:
       "Against real processes as root: the simulated LUO kernel (FUSE) and its conformance " +
-      "suite, a private systemd manager on its own bus, and the agent's layers against both.",
+      "suite, a private systemd manager on its own bus, the agent's layers against both, and " +
+      "the hostile-input corpus and write-confinement trace (strace).",
     packages: ["integration"],
-    prepare: [["bash", "tests/sim/build.sh"], ["bash", "tests/tools/udevadm.sh"]],
-    paths: ["tests/sim/", "tests/systemd/", "tests/integration/"],
+    prepare: [
+      ["bash", "tests/sim/build.sh"],
+      ["bash", "tests/tools/udevadm.sh"],
+      ["bash", "tests/tools/promtool.sh"],
+    ],
+    paths: ["tests/sim/", "tests/systemd/", "tests/integration/", "tests/hostile/"],
     flags: ["--allow-all"],
   },
   {
     name: "fleet",
-    description: "Fleet rollouts against real etcd (1 and 3 members) and a FleetLock test double.",
-    packages: ["fleet"],
-    prepare: [],
+    description:
+      "Fleet rollouts against real etcd (1 and 3 members) and a FleetLock test double; " +
+      "the update flow with its fleet slot, and rollouts of real agents, each on its own " +
+      "simulated kernel and private systemd.",
+    packages: ["fleet", "integration"],
+    prepare: [["bash", "tests/sim/build.sh"]],
     paths: ["tests/fleet/"],
+    flags: ["--allow-all"],
+  },
+  {
+    name: "vm",
+    description:
+      "End to end in a Debian VM under qemu: systemd as PID 1, udev, the luo_rfc1 module, real kexec.",
+    packages: ["vm"],
+    // The guest image (debootstrap, module, disk), cached under /var/cache/liveupdate-agent/vm.
+    prepare: [[Deno.execPath(), "run", "--allow-all", "tests/e2e/image.ts"]],
+    paths: ["tests/e2e/"],
     flags: ["--allow-all"],
   },
   {
