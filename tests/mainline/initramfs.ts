@@ -138,6 +138,13 @@ export async function buildInitramfs(options: InitramfsOptions): Promise<void> {
     await stageRepository(join(stage, "repo"), join(stage, "deno-dir"), GUEST_PROGRAMS);
     await Deno.mkdir(join(stage, "etc"), { recursive: true });
     await Deno.writeTextFile(join(stage, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
+    // The agent's configuration: the target is this same kernel (status reports its
+    // compatibility from /usr/lib/modules/<release>/liveupdate-abi).
+    await Deno.mkdir(join(stage, "etc/liveupdate/config.d"), { recursive: true });
+    await Deno.writeTextFile(
+      join(stage, "etc/liveupdate/config.d/50-kernel-tier.toml"),
+      '[target]\nkernel = "/boot/bzImage"\n',
+    );
     // find | cpio, without a shell.
     const files: string[] = [];
     const walk = async (dir: string) => {

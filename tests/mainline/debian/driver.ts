@@ -356,12 +356,17 @@ async function bootOneFlow(): Promise<boolean> {
   ) return false;
 
   // The kexec transaction stops this service too, while `systemctl start` still waits
-  // for the agent to exit: stay until the result is reported, then leave at once.
+  // for the agent to exit: stay until the result is reported (driver.sh ignores SIGTERM
+  // for this process and its children), then leave at once.
   Deno.addSignalListener("SIGTERM", () => {});
   if (
     !await check(boot, "update-prepared", async () => {
       const run = await prepare();
-      ensure(run.code === 0, `liveupdate-prepare failed: ${run.out}`);
+      ensure(
+        run.code === 0,
+        `liveupdate-prepare failed (exit ${run.code}): ${run.out}; the attempt is ` +
+          `${run.record.status}: ${JSON.stringify(run.record.outcome ?? null)}`,
+      );
       ensure(run.record.status === "kexec-issued", `the attempt is ${run.record.status}`);
       return { record: run.record };
     })
