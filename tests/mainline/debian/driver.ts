@@ -265,7 +265,13 @@ async function subscribers(count: number) {
 /** `systemctl start liveupdate-prepare`: its exit code and the attempt it wrote. */
 async function prepare(): Promise<{ code: number; out: string; record: AttemptRecord }> {
   const before = attempts()[0]?.id;
-  const result = await exec("systemctl", ["start", "liveupdate-prepare.service"]);
+  // SIGTERM ignored across the exec: the kexec transaction stops this driver's unit
+  // (SIGTERM to its whole control group) while systemctl still waits for the agent,
+  // and the driver's own SIGTERM listener does not carry over to its children.
+  const result = await exec("bash", [
+    "-c",
+    "trap '' TERM; exec systemctl start liveupdate-prepare.service",
+  ]);
   const record = attempts()[0];
   ensure(record && record.id !== before, `no new attempt record (${result.out})`);
   return { ...result, record };
