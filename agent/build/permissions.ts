@@ -34,6 +34,10 @@ export const READ_PATHS = [
   "/boot",
   // kexec.binary: the update flow's preflight checks that it is an executable file.
   "/usr/sbin/kexec",
+  // kexec.tools_defaults and its .d folder: on mainline kernels preflight refuses an
+  // update while kexec-tools' shutdown loader is on (LOAD_KEXEC=true).
+  "/etc/default/kexec",
+  "/etc/default/kexec.d",
   // The system bus: dbus-next connects through node:net, which checks the socket path.
   "/run/dbus/system_bus_socket",
   // fleet.machine_id_file: the default fleet host id derives from it.

@@ -11,9 +11,12 @@ import { SocketError } from "../sessions/unix_socket.ts";
 import { BrokerRequestError } from "../sessions/client.ts";
 import { ExitCode } from "../exit_codes.ts";
 import { openLibc } from "../host/libc.ts";
+import { kernelContext } from "../kernel/select.ts";
+import { probeMainline } from "../kernel/mainline/backend.ts";
 import { LiveupdateDevice } from "../kernel/mainline/device.ts";
 import { KernelUnsupportedError } from "../kernel/kernel_error.ts";
 import { isKhoTree, readKhoTree } from "../kernel/mainline/kho.ts";
+import { procFactsOf } from "./platform.ts";
 import { SessionBroker } from "../sessions/broker.ts";
 import { abortSessions, prepareSessions, sessionsStatus } from "../sessions/client.ts";
 import { notify } from "../sessions/notify.ts";
@@ -26,8 +29,20 @@ export function sessionsSocket(config: Config): string {
 }
 
 async function serve(context: CommandContext): Promise<ExitCode> {
-  const { host, log, loaded } = context;
+  const { host, log, loaded, platform } = context;
   const config = loaded.config;
+  const kernelFs = platform.kernelFs();
+  // The device node, procfs and debugfs through the kernel's files (libc); the
+  // device itself is opened only for the moment of each request.
+  const probe = probeMainline(kernelContext(config, { fs: kernelFs, libc: platform.libc, log }));
+  if (!probe.usable) {
+    throw new KernelUnsupportedError(
+      `${config.kernel.device} does not exist: this kernel has no mainline live update (Linux ` +
+        '6.19+ with CONFIG_LIVEUPDATE, booted with "kho=on liveupdate=on"); there are no ' +
+        `sessions to broker. (${probe.summary})`,
+      probe.missing,
+    );
+  }
   using libc = openLibc();
   const device = new LiveupdateDevice({
     libc,
@@ -35,34 +50,27 @@ async function serve(context: CommandContext): Promise<ExitCode> {
     path: config.kernel.device,
     busyTimeout: config.sessions.device_busy_timeout,
   });
-  if (!await device.exists()) {
-    throw new KernelUnsupportedError(
-      `${config.kernel.device} does not exist: this kernel has no mainline live update (Linux ` +
-        '6.19+ with CONFIG_LIVEUPDATE, booted with "kho=on liveupdate=on"); there are no ' +
-        "sessions to broker.",
-      [config.kernel.device],
-    );
-  }
   const socketPath = sessionsSocket(config);
   await host.fs.mkdir(socketPath.slice(0, socketPath.lastIndexOf("/")) || "/", {
     recursive: true,
     mode: 0o755,
   });
-  const bootId = (await host.fs.readTextFile(`${config.paths.proc}/sys/kernel/random/boot_id`))
-    .trim();
+  const bootId = procFactsOf(platform, config).bootId();
   const broker = await SessionBroker.start({
     libc,
     device,
     clock: host.clock,
     log: log.with({ component: "sessions" }),
+    fs: kernelFs,
+    proc: config.paths.proc,
     socketPath,
     stateDir: config.paths.state_dir,
     readyTimeout: config.sessions.ready_timeout,
     claimTimeout: config.sessions.claim_timeout,
     bootId,
-    liveupdateNumber: async () => {
-      const tree = await readKhoTree(host.fs, config.paths.debugfs, "out");
-      return isKhoTree(tree) ? tree.luo?.liveupdateNumber ?? null : null;
+    liveupdateNumber: () => {
+      const tree = readKhoTree(kernelFs, config.paths.debugfs, "out");
+      return Promise.resolve(isKhoTree(tree) ? tree.luo?.liveupdateNumber ?? null : null);
     },
   });
   log.notice(`Session broker listening on ${socketPath}.`);

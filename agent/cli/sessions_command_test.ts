@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { libcKernelFs, openLibc } from "../host/mod.ts";
 import { createTestHost } from "../host/test_host.ts";
 import { runCli } from "./run.ts";
 
@@ -11,7 +12,9 @@ async function run(argv: string[]) {
       `[sessions]\nsocket = "${root}/sessions.sock"\n[kernel]\ndevice = "${root}/liveupdate"\n`,
     );
     const host = createTestHost();
-    const code = await runCli([`--config-root=${root}`, ...argv], host);
+    using libc = openLibc();
+    const platform = { libc: () => libc, kernelFs: () => libcKernelFs(libc) };
+    const code = await runCli([`--config-root=${root}`, ...argv], host, { platform });
     return { code, stdout: host.stdout.text(), stderr: host.stderr.text(), root };
   } finally {
     await Deno.remove(root, { recursive: true });

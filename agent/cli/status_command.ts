@@ -27,6 +27,10 @@ const BULLETS: Record<ActiveState, { mark: string; color: string }> = {
 };
 
 function versionText(side: StatusKernelSide): string {
+  if (side.compatible) {
+    const { kho, luo, fileHandlers } = side.compatible;
+    return `handover formats ${[luo, kho, ...fileHandlers].filter((x) => x !== null).join(", ")}`;
+  }
   if (side.version === null) return `LUO ABI unknown — ${side.problem ?? "no metadata"}`;
   const from = side.versionSource === "config"
     ? "set in the configuration"
@@ -73,6 +77,16 @@ export function renderStatus(report: StatusReport, now: Date, color = false): st
     if (kernel.features && !kernel.features.devices) {
       rows.push(["Devices", "this kernel preserves no devices"]);
     }
+    if (kernel.sessions) {
+      const { broker } = kernel.sessions;
+      rows.push([
+        "Sessions",
+        broker.running
+          ? `broker on ${broker.socket}: ${broker.phase}, ${broker.subscribers.length} ` +
+            `subscriber(s), ${broker.incoming.length} from the previous kernel`
+          : `no broker — ${broker.problem}`,
+      ]);
+    }
   } else if (kernel.probes.length > 1 && !kernel.probes.some((probe) => probe.usable)) {
     rows.push([
       "Kernel",
@@ -87,8 +101,10 @@ export function renderStatus(report: StatusReport, now: Date, color = false): st
   rows.push([
     "Handover",
     handover.status === "present"
-      ? `from a live update, previous kernel's LUO ABI ${handover.version ?? "not stated"} ` +
-        `(${handover.file})`
+      ? handover.version === null && handover.detail
+        ? `from a live update: ${handover.detail} (${handover.file})`
+        : `from a live update, previous kernel's LUO ABI ${handover.version ?? "not stated"} ` +
+          `(${handover.file})`
       : handover.status === "absent"
       ? `none — ${handover.detail}`
       : `${handover.status} — ${handover.detail}`,

@@ -4,7 +4,9 @@
  * (every backend probed), its state, the incoming handover, the compatibility of
  * the configured target, the last attempts and the fleet. The JSON document
  * (`status --json`, schema agent/cli/schemas/status.v1.schema.json) is this
- * object; its `version` changes only when a field changes meaning or disappears.
+ * object, with the same fields on every backend (the backend named in
+ * `kernel.backend`; `kernel.sessions` is null where the kernel has no sessions);
+ * its `version` changes only when a field changes meaning or disappears.
  *
  * @module
  */
@@ -30,9 +32,15 @@ import {
   type LuoVersion,
   PROVIDERS,
   readIncomingHandover,
+  type SessionKernel,
 } from "../kernel/mod.ts";
+import { NO_DEVICES, releaseAtLeast, runningRelease } from "../kernel/mainline/backend.ts";
+import { isKhoTree } from "../kernel/mainline/kho.ts";
+import { checkCmdline } from "../kernel/mainline/preflight.ts";
 import type { Logger } from "../log/mod.ts";
+import { sessionsStatus } from "../sessions/client.ts";
 import { type AttemptRecord, AttemptStore, TERMINAL_STATUSES } from "../store/mod.ts";
+import { sessionsSocket } from "./sessions_command.ts";
 import { VERSION } from "../version.ts";
 import { type AttemptSummary, summarizeAttempt } from "./attempts_view.ts";
 import { type Platform, procFactsOf } from "./platform.ts";
@@ -51,6 +59,43 @@ export interface StatusKernelSide {
   metadataFile: string | null;
   problem: string | null;
   note: string | null;
+  /** The handover compatible strings (mainline kernels), or null. */
+  compatible: { kho: string | null; luo: string | null; fileHandlers: string[] } | null;
+}
+
+/** The session part of a mainline kernel (`kernel.sessions`). */
+export interface StatusSessions {
+  /** The character device. */
+  device: string;
+  /** Whether the running kernel's command line turns KHO and live update on. */
+  cmdline: { ok: boolean; message: string } | null;
+  /** Whether the kernel has the GET_NAME ioctl (Linux 7.2+); null when unknown. */
+  getNameIoctl: boolean | null;
+  /** Devices are never preserved on this interface. */
+  devices: { preserved: false; reason: string };
+  /** What this kernel will hand over (debugfs kho/out). */
+  outgoing: {
+    kho: string | null;
+    luo: string | null;
+    liveupdateNumber: number | null;
+    problem: string | null;
+  };
+  /** What the previous kernel handed over (debugfs kho/in). */
+  incoming: {
+    kho: string | null;
+    previousRelease: string | null;
+    kexecCount: number | null;
+    problem: string | null;
+  };
+  /** The session broker (liveupdate-sessions.service). */
+  broker: {
+    socket: string;
+    running: boolean;
+    phase: string | null;
+    subscribers: { id: string; pid: number; state: string }[];
+    incoming: { name: string; outcome: string }[];
+    problem: string | null;
+  };
 }
 
 /** How many attempts `status` shows. */
@@ -89,6 +134,8 @@ export interface StatusReport {
     state: LuoState | null;
     /** Why the state could not be read, when it could not. */
     stateError: string | null;
+    /** The session part (mainline `/dev/liveupdate`), or null when the kernel has none. */
+    sessions: StatusSessions | null;
     /** What each backend's probe found. */
     probes: {
       backend: BackendName;
@@ -142,7 +189,81 @@ export interface StatusReport {
 const version = (value: LuoVersion | null) => (value ? formatLuoVersion(value) : null);
 
 function sideJson(side: KernelSide): StatusKernelSide {
-  return { ...side, version: version(side.version) };
+  const { compatible, ...rest } = side;
+  return { ...rest, version: version(side.version), compatible: compatible ?? null };
+}
+
+/** What the session part of a mainline kernel shows, and the broker's state. */
+async function sessionsSection(
+  context: StatusContext,
+  sessions: SessionKernel,
+): Promise<StatusSessions> {
+  const { config } = context.loaded;
+  const kctx = kernelContext(config, {
+    fs: context.platform.kernelFs(),
+    libc: context.platform.libc,
+  });
+  const release = runningRelease(kctx);
+  let cmdline: StatusSessions["cmdline"] = null;
+  try {
+    const finding = checkCmdline(procFactsOf(context.platform, config).cmdline(), "running");
+    cmdline = { ok: finding.ok, message: finding.message };
+  } catch {
+    // Unreadable: unknown.
+  }
+  const out = sessions.kho("out");
+  const into = sessions.kho("in");
+  const socket = sessionsSocket(config);
+  const broker: StatusSessions["broker"] = {
+    socket,
+    running: false,
+    phase: null,
+    subscribers: [],
+    incoming: [],
+    problem: null,
+  };
+  try {
+    const status = await sessionsStatus(context.platform.libc(), socket);
+    broker.running = true;
+    broker.phase = status.phase;
+    broker.subscribers = status.subscribers;
+    broker.incoming = status.incoming.map((i) => ({ name: i.name, outcome: i.outcome }));
+  } catch (error) {
+    broker.problem = `The session broker does not answer on ${socket}: ${describeError(error)}`;
+  }
+  return {
+    device: sessions.device,
+    cmdline,
+    getNameIoctl: release === null ? null : releaseAtLeast(release, 7, 2),
+    devices: { preserved: false, reason: NO_DEVICES },
+    outgoing: isKhoTree(out)
+      ? {
+        kho: out.kho,
+        luo: out.luo?.compatible ?? null,
+        liveupdateNumber: out.luo?.liveupdateNumber ?? null,
+        problem: out.problems.length ? out.problems.join("; ") : null,
+      }
+      : {
+        kho: null,
+        luo: null,
+        liveupdateNumber: null,
+        problem: `${out.directory}: ${out.reason}`,
+      },
+    incoming: isKhoTree(into)
+      ? {
+        kho: into.kho,
+        previousRelease: into.kexec?.previousRelease ?? null,
+        kexecCount: into.kexec?.kexecCount ?? null,
+        problem: into.problems.length ? into.problems.join("; ") : null,
+      }
+      : {
+        kho: null,
+        previousRelease: null,
+        kexecCount: null,
+        problem: `${into.directory}: ${into.reason}`,
+      },
+    broker,
+  };
 }
 
 /** What {@link gatherStatus} reads through. */
@@ -186,17 +307,25 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
       ? await kernel.incoming()
       : await readIncomingHandover(kernelFs, config.paths.debugfs);
     handover = incoming.status === "present"
-      ? { status: "present", file: incoming.file, version: version(incoming.version), detail: null }
+      ? {
+        status: "present",
+        file: incoming.file,
+        version: version(incoming.version),
+        detail: incoming.detail ?? null,
+      }
       : { status: incoming.status, file: incoming.file, version: null, detail: incoming.detail };
   } catch (error) {
     if (!(error instanceof HandoverError)) throw error;
     handover = { status: "invalid", file: error.file, version: null, detail: error.message };
   }
 
+  const sessions = kernel?.sessions ? await sessionsSection(context, kernel.sessions) : null;
   const compat = await assessCompatibility({
     fs: context.fs,
     releases: procFactsOf(context.platform, config),
     config,
+    ...(kernel ? { backend: kernel.backend } : {}),
+    ...(kernel?.sessions ? { outgoing: kernel.sessions.kho("out") } : {}),
   });
 
   const store = new AttemptStore(context.fs, config.paths.state_dir, config.store.history);
@@ -246,6 +375,7 @@ export async function gatherStatus(context: StatusContext): Promise<StatusReport
       features: kernel?.features ?? null,
       state,
       stateError,
+      sessions,
       probes: detection.probes.map((probe) => ({
         backend: probe.backend,
         location: probe.location,

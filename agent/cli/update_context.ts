@@ -10,6 +10,9 @@ import { AgentError, describeError } from "../errors.ts";
 import { createFleet, type FleetCoordinator } from "../fleet/mod.ts";
 import { KexecTools } from "../kexec/mod.ts";
 import { kernelContext, openKernel } from "../kernel/mod.ts";
+import { abortSessions, prepareSessions, sessionsStatus } from "../sessions/client.ts";
+import { readRecord } from "../sessions/record.ts";
+import { SocketError } from "../sessions/unix_socket.ts";
 import { AttemptStore } from "../store/mod.ts";
 import {
   connectSystemd,
@@ -17,10 +20,11 @@ import {
   managerKexec,
   type SystemdManager,
 } from "../systemd/mod.ts";
-import { acquireUpdateLock, type UpdateContext } from "../update/mod.ts";
+import { acquireUpdateLock, type SessionsControl, type UpdateContext } from "../update/mod.ts";
 import { VERSION } from "../version.ts";
 import type { CommandContext } from "./command.ts";
 import { procFactsOf } from "./platform.ts";
+import { sessionsSocket } from "./sessions_command.ts";
 
 const startedAt = new Date();
 
@@ -59,6 +63,31 @@ function crashHook(context: CommandContext) {
     context.log.warning(`LIVEUPDATE_AGENT_CRASH_AT=${at}: killing the agent here (test hook).`);
     const libc = context.platform.libc();
     libc.symbols.kill(libc.symbols.getpid(), 9);
+  };
+}
+
+/** The session broker (mainline kernels) as the update flow drives it. */
+function sessionsControl(context: CommandContext): SessionsControl {
+  const { config } = context.loaded;
+  const { platform, log } = context;
+  const socket = sessionsSocket(config);
+  return {
+    socket,
+    status: () => sessionsStatus(platform.libc(), socket),
+    prepare: (timeout) => prepareSessions(platform.libc(), socket, timeout),
+    async abort(reason) {
+      try {
+        await abortSessions(platform.libc(), socket, reason);
+      } catch (error) {
+        // A broker that is not running holds no session: its fds closed with it.
+        if (error instanceof SocketError && ["ENOENT", "ECONNREFUSED"].includes(error.errno)) {
+          log.info(`The session broker is not running (${socket}); it holds no sessions.`);
+          return;
+        }
+        throw error;
+      }
+    },
+    record: () => readRecord(config.paths.state_dir),
   };
 }
 
@@ -134,12 +163,15 @@ export async function createUpdateContext(
       timeoutMs: config.kexec.load_timeout,
     }),
     kexecTrigger: (m) => trigger(context, m),
-    compat: () =>
+    compat: (kernel) =>
       assessCompatibility({
         fs: host.fs,
         releases: { osRelease: () => facts.osRelease() },
         config,
+        ...(kernel ? { backend: kernel.backend } : {}),
+        ...(kernel?.sessions ? { outgoing: kernel.sessions.kho("out") } : {}),
       }),
+    sessions: sessionsControl(context),
     lock: () => {
       const dir = config.paths.runtime_dir;
       // A symlink there would carry the lock file (and its O_CREAT) elsewhere.

@@ -1,16 +1,21 @@
 /**
  * The compatibility check as the agent runs it: find the running and the target
  * kernel's releases, their LUO ABI versions (a configured override first, else
- * the metadata the OS image ships), and the verdict.
+ * the metadata the OS image ships), and the verdict. On a mainline kernel
+ * (`backend` "mainline") the verdict compares compatible strings instead
+ * (compatible.ts): the running kernel's from its outgoing KHO tree and its
+ * metadata, the target's from its metadata.
  *
  * @module
  */
 
 import type { Config } from "../config/mod.ts";
 import type { FileSystem } from "../host/mod.ts";
-import type { IncomingHandover, LuoVersion } from "../kernel/mod.ts";
+import type { BackendName, IncomingHandover, LuoVersion } from "../kernel/mod.ts";
+import type { KhoTree, KhoUnavailable } from "../kernel/mainline/kho.ts";
 import { CompatError } from "./compat_error.ts";
-import { metadataPath, readAbiMetadata } from "./metadata.ts";
+import { compareHandoverAbi, type HandoverAbi, runningHandoverAbi } from "./compatible.ts";
+import { type AbiMetadata, metadataPath, readAbiMetadata } from "./metadata.ts";
 import {
   type ReleaseFinding,
   type ReleaseSource,
@@ -34,6 +39,11 @@ export interface KernelSide {
   problem: string | null;
   /** Something worth telling although the version is known. */
   note: string | null;
+  /**
+   * The handover compatible strings (mainline kernels): present when the backend is
+   * mainline or the metadata names them, absent otherwise.
+   */
+  compatible?: HandoverAbi | null;
 }
 
 /** The whole check: both kernels and the verdict. */
@@ -48,6 +58,25 @@ export interface CompatContext {
   fs: FileSystem;
   releases: ReleaseSource;
   config: Config;
+  /**
+   * Whose rule decides: "mainline" compares compatible strings; anything else (or
+   * none) the RFC v1 LUO version.
+   */
+  backend?: BackendName;
+  /**
+   * The running kernel's outgoing handover as debugfs shows it (mainline: its LUO
+   * format, trusted over the metadata).
+   */
+  outgoing?: KhoTree | KhoUnavailable;
+}
+
+interface SideFinding {
+  side: KernelSide;
+  knowledge: VersionKnowledge;
+  /** The metadata read, when it was read and well-formed. */
+  metadata?: AbiMetadata;
+  /** Why the metadata is malformed, when it is. */
+  malformed?: string;
 }
 
 async function side(
@@ -55,7 +84,7 @@ async function side(
   role: "running" | "target",
   found: ReleaseFinding | null,
   image: string | null,
-): Promise<{ side: KernelSide; knowledge: VersionKnowledge }> {
+): Promise<SideFinding> {
   const { config } = context;
   const key = role === "running" ? "compat.running_version" : "compat.target_version";
   const setting = role === "running" ? config.compat.running_version : config.compat.target_version;
@@ -69,7 +98,7 @@ async function side(
     problem: null,
     note: found && found.release !== null ? found.note ?? null : null,
   };
-  if (setting !== "") {
+  if (setting !== "" && context.backend !== "mainline") {
     const version = parseLuoVersion(setting);
     if (!version) {
       // The schema admits only MAJOR.MINOR; a value past u32 still lands here.
@@ -93,20 +122,101 @@ async function side(
       result.problem = `no ${file}`;
       return { side: result, knowledge: { unknown: result.problem } };
     }
+    if (metadata.compatible) result.compatible = metadata.compatible;
+    if (!metadata.luoVersion) {
+      result.problem = `${file} has no LUO_VERSION (it describes a mainline kernel)`;
+      return { side: result, knowledge: { unknown: result.problem }, metadata };
+    }
     result.version = metadata.luoVersion;
     result.versionSource = "metadata";
-    return { side: result, knowledge: { version: metadata.luoVersion, from: file } };
+    return { side: result, knowledge: { version: metadata.luoVersion, from: file }, metadata };
   } catch (error) {
     if (!(error instanceof CompatError)) throw error;
     result.problem = error.message.replace(/\.$/, "");
-    return { side: result, knowledge: { invalid: `metadata: ${result.problem}` } };
+    return {
+      side: result,
+      knowledge: { invalid: `metadata: ${result.problem}` },
+      malformed: result.problem,
+    };
   }
 }
 
 /**
- * Checks the running kernel against the configured target. Never throws for
- * missing or malformed metadata: the verdict says what is wrong. Needs read
- * access to `compat.modules_dir` and the target image (Deno's file API).
+ * The verdict on a mainline pair: the compatible strings of both kernels must be
+ * equal (compatible.ts). Fills in each side's `compatible`; an unknown string is
+ * refused unless `compat.allow_unknown`, a malformed metadata file always.
+ */
+function mainlineVerdict(
+  context: CompatContext,
+  running: SideFinding,
+  target: SideFinding,
+): Verdict {
+  const empty: HandoverAbi = { kho: null, luo: null, fileHandlers: [] };
+  const outgoing = context.outgoing ?? {
+    direction: "out" as const,
+    directory: `${context.config.paths.debugfs}/kho/out`,
+    reason: "not read",
+  };
+  const merged = runningHandoverAbi(outgoing, running.metadata?.compatible ?? null);
+  running.side.compatible = merged.abi.luo !== null || merged.abi.kho !== null ||
+      merged.abi.fileHandlers.length > 0
+    ? merged.abi
+    : null;
+  // The version fields are RFC v1's; on mainline the strings are what counts.
+  running.side.problem = running.side.compatible
+    ? null
+    : running.malformed ?? running.side.problem ?? merged.problems.join("; ");
+  const notes = merged.problems.filter((problem) =>
+    !problem.startsWith("the running kernel ships no liveupdate-abi") || running.side.compatible
+  );
+  if (notes.length > 0) running.side.note = notes.join("; ");
+  target.side.compatible = target.metadata?.compatible ?? null;
+  if (target.side.compatible) target.side.problem = null;
+  const malformed = [["running", running], ["target", target]] as const;
+  const invalid = malformed.filter(([, finding]) => finding.malformed !== undefined);
+  if (invalid.length > 0) {
+    return {
+      outcome: "invalid",
+      allowed: false,
+      override: false,
+      sentence: `Refused: ${
+        invalid.map(([role, finding]) => `the ${role} kernel's metadata: ${finding.malformed}`)
+          .join(", and ")
+      }; fix it.`,
+    };
+  }
+  const compared = compareHandoverAbi(
+    running.side.compatible ?? empty,
+    target.side.compatible ?? empty,
+  );
+  if (compared.verdict === "compatible") {
+    return { outcome: "compatible", allowed: true, override: false, sentence: compared.message };
+  }
+  if (compared.verdict === "incompatible") {
+    return {
+      outcome: "incompatible",
+      allowed: false,
+      override: false,
+      sentence: `Refused: ${compared.message}`,
+    };
+  }
+  const why = [running, target].map((finding) => finding.side.problem).filter(Boolean);
+  const sentence = compared.message + (why.length ? ` (${why.join("; ")})` : "");
+  return context.config.compat.allow_unknown
+    ? {
+      outcome: "unknown",
+      allowed: true,
+      override: true,
+      sentence: `Allowed only by compat.allow_unknown: ${sentence}`,
+    }
+    : { outcome: "unknown", allowed: false, override: false, sentence: `Refused: ${sentence}` };
+}
+
+/**
+ * Checks the running kernel against the configured target, by the rule of
+ * `context.backend`. Never throws for missing or malformed metadata: the verdict
+ * says what is wrong. Needs read access to `compat.modules_dir` and the target
+ * image (Deno's file API).
  */
 export async function assessCompatibility(context: CompatContext): Promise<CompatReport> {
   const { config } = context;
@@ -116,11 +226,10 @@ export async function assessCompatibility(context: CompatContext): Promise<Compa
     ? null
     : await targetRelease(context.fs, image, config.compat.modules_dir);
   const target = await side(context, "target", targetFound, image);
-  return {
-    running: running.side,
-    target: target.side,
-    verdict: decideCompatibility(running.knowledge, target.knowledge, config.compat.allow_unknown),
-  };
+  const verdict = context.backend === "mainline"
+    ? mainlineVerdict(context, running, target)
+    : decideCompatibility(running.knowledge, target.knowledge, config.compat.allow_unknown);
+  return { running: running.side, target: target.side, verdict };
 }
 
 /** How the handover the new kernel received compares with what was recorded before the kexec. */

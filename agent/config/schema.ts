@@ -177,6 +177,11 @@ export const SCHEMA = {
   }),
   kexec: section("Loading the target kernel.", {
     binary: path("kexec-tools' kexec program.", "/usr/sbin/kexec"),
+    tools_defaults: path(
+      "kexec-tools' defaults file (and its .d folder): on mainline kernels an update is refused " +
+        "while it sets LOAD_KEXEC=true, whose shutdown loader (kexec -l) loses every session.",
+      "/etc/default/kexec",
+    ),
     load_timeout: duration("How long loading the target may take.", "2min", {
       min: "1s",
       max: "30min",

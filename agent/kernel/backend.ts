@@ -1,7 +1,8 @@
 /**
  * What every backend provides to the backend selection: a probe that says
  * whether (and how completely) the running kernel offers its interface, and an
- * opener. The mainline `/dev/liveupdate` backend plugs in here.
+ * opener. The RFC v1 sysfs backend (rfc_v1.ts) and the mainline `/dev/liveupdate`
+ * backend (mainline/backend.ts) plug in here.
  *
  * @module
  */
@@ -22,6 +23,8 @@ export interface KernelContext {
   debugfs: string;
   /** The mainline character device (`kernel.device`). */
   device: string;
+  /** Root of procfs (`paths.proc`; "/proc" when not given). */
+  proc?: string;
   /** `kernel.watch_interval`, in ms. */
   watchInterval: number;
   log?: Logger;

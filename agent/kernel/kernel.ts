@@ -3,16 +3,18 @@
  * v1 sysfs files, the mainline /dev/liveupdate device) implement this interface;
  * every caller uses only it.
  *
- * A backend offers up to two parts, each `null` when the kernel has no such thing:
- * the global state machine (RFC v1: `normal` → `prepared` → kexec → `updated` →
- * `normal`; mainline has none) and per-device preservation (RFC v1; mainline
- * preserves no devices). Callers check for the part they need, or use
+ * A backend offers up to three parts, each `null` (or absent) when the kernel has
+ * no such thing: the global state machine (RFC v1: `normal` → `prepared` → kexec →
+ * `updated` → `normal`; mainline has none), per-device preservation (RFC v1;
+ * mainline preserves no devices) and sessions of preserved files (mainline
+ * `/dev/liveupdate`; RFC v1 has none). Callers check for the part they need, or use
  * {@link requireStateMachine} / {@link requireDevices} to get a clear error.
  *
  * @module
  */
 
 import { type KernelError, KernelUnsupportedError } from "./kernel_error.ts";
+import type { KhoDirection, KhoTree, KhoUnavailable } from "./mainline/kho.ts";
 
 /** The global live-update states, in the order an update passes them. */
 export const LUO_STATES = ["normal", "prepared", "updated"] as const;
@@ -148,10 +150,35 @@ export interface KernelFeatures {
   extraFiles: readonly string[];
 }
 
+/**
+ * The session part of a kernel (mainline `/dev/liveupdate`): clients preserve
+ * files (memfds) in named sessions, the kernel serializes them inside reboot(2)
+ * and the next kernel hands them back by name. The sessions themselves are the
+ * session broker's (agent/sessions/); the update flow reads the handover.
+ */
+export interface SessionKernel {
+  /** The character device; opened only for the moment of a request, never held. */
+  readonly device: string;
+  /**
+   * What debugfs shows of the KHO handover: `out`, what this kernel will hand over
+   * (the LUO format and liveupdate number); `in`, what the previous kernel handed
+   * over. Never throws: an unreadable tree says why.
+   */
+  kho(direction: KhoDirection): KhoTree | KhoUnavailable;
+}
+
 /** What the previous kernel handed over through KHO, as far as the agent can read it. */
 export type IncomingHandover =
   /** The orchestrator's node was found (a live-update boot). */
-  | { status: "present"; file: string; node: string; version: LuoVersion | null }
+  | {
+    status: "present";
+    file: string;
+    node: string;
+    /** The LUO ABI version (RFC v1); null where the kernel names no version (mainline). */
+    version: LuoVersion | null;
+    /** What else was handed over, one sentence (mainline: the previous release). */
+    detail?: string;
+  }
   /** The handover data is readable and holds no orchestrator node (an ordinary boot). */
   | { status: "absent"; file: string; detail: string }
   /** The agent cannot tell (debugfs not mounted, KHO debugfs not built, not readable). */
@@ -169,6 +196,8 @@ export interface Kernel {
   readonly stateMachine: StateMachine | null;
   /** Per-device preservation, or null when this kernel preserves no devices (mainline). */
   readonly devices: DeviceKernel | null;
+  /** Sessions of preserved files (mainline); null or absent when the kernel has none (RFC v1). */
+  readonly sessions?: SessionKernel | null;
   /** What the previous kernel handed over (the incoming KHO data). */
   incoming(): Promise<IncomingHandover>;
 }

@@ -12,11 +12,11 @@ import type { Logger } from "../log/mod.ts";
 import type { BackendProbe, BackendProvider, KernelContext } from "./backend.ts";
 import type { BackendName, Kernel } from "./kernel.ts";
 import { KernelUnsupportedError } from "./kernel_error.ts";
-import { mainlinePendingProvider } from "./mainline_pending.ts";
+import { mainlineProvider } from "./mainline/backend.ts";
 import { rfcV1Provider } from "./rfc_v1.ts";
 
 /** The backends, in the order automatic selection reports them. */
-export const PROVIDERS: readonly BackendProvider[] = [rfcV1Provider, mainlinePendingProvider];
+export const PROVIDERS: readonly BackendProvider[] = [rfcV1Provider, mainlineProvider];
 
 /** `kernel.backend`. */
 export type BackendChoice = "auto" | BackendName;
@@ -33,6 +33,7 @@ export function kernelContext(
     sysfs: config.paths.sysfs,
     debugfs: config.paths.debugfs,
     device: config.kernel.device,
+    proc: config.paths.proc,
     watchInterval: config.kernel.watch_interval,
   };
 }

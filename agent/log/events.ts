@@ -208,6 +208,36 @@ export const EVENTS = {
     text: "The kernel came up in state updated but the agent has no record of preparing it " +
       "(another tool did, or the records were lost). The agent finished it.",
   },
+  "sessions-prepared": {
+    id: "3c1f0d2a9b8e4f7c8a6d5e4b3c2a1f09",
+    level: "notice",
+    subject: "Every live-update session client is ready",
+    text: "On a mainline kernel (/dev/liveupdate) every client subscribed to the session broker " +
+      "preserved its files and reported READY; the broker holds the sessions until reboot(2) " +
+      "serializes them.",
+  },
+  "session-not-ready": {
+    id: "7d2e4c6b8a0f4e1d9c3b5a7f6e8d0c2b",
+    level: "error",
+    subject: "Session @LIVEUPDATE_SESSION@ held up the live update",
+    text: "Its client did not report READY in time (sessions.ready_timeout), left, or the kernel " +
+      "refused its session. The broker aborted every session (nothing stays preserved) and the " +
+      "update was rolled back; check the client service.",
+  },
+  "session-not-claimed": {
+    id: "a4b6c8d0e2f44a1b8c3d5e7f9a0b2c4d",
+    level: "warning",
+    subject: "Session @LIVEUPDATE_SESSION@ was not claimed after the live update",
+    text: "No client claimed the session within sessions.claim_timeout; the broker finished it " +
+      "and its preserved files were dropped.",
+  },
+  "session-lost": {
+    id: "e1f3a5c7b9d04e2f8a6c4b2d0f9e7a5c",
+    level: "error",
+    subject: "Session @LIVEUPDATE_SESSION@ did not survive the live update",
+    text: "The new kernel did not hand the session over (a cold boot, a kernel loaded with " +
+      "kexec_load, or the broker did not hold it until reboot(2)). Its client's state is lost.",
+  },
 } as const satisfies Record<string, EventKind>;
 
 /** The name of an event kind. */

@@ -21,6 +21,7 @@
  */
 
 import type { Clock } from "../host/host.ts";
+import { failed, type KernelFs } from "../host/kernel_fs.ts";
 import type { Libc } from "../host/libc.ts";
 import type { LiveupdateDevice } from "../kernel/mainline/device.ts";
 import { LiveupdateError } from "../kernel/mainline/errors.ts";
@@ -53,6 +54,10 @@ export interface BrokerOptions {
   device: Pick<LiveupdateDevice, "use" | "retrieveSession">;
   clock: Clock;
   log: Logger;
+  /** The kernel's files (procfs: who still holds a session), libc in production. */
+  fs: KernelFs;
+  /** Root of procfs (`paths.proc`). */
+  proc: string;
   /** The socket clients connect to (mode 0600: root only). */
   socketPath: string;
   /** Where the record lives (`paths.state_dir`). */
@@ -769,7 +774,7 @@ export class SessionBroker {
         id: subscriber.id,
         reason,
       });
-      const holders = sessionHolders(subscriber.id);
+      const holders = sessionHolders(this.#options.fs, this.#options.proc, subscriber.id);
       if (holders.length > 0) {
         log.warning(
           `Session "${subscriber.id}" stays preserved while process(es) ${holders.join(", ")} ` +
@@ -810,26 +815,26 @@ export class SessionBroker {
   }
 }
 
-/** Pids of processes that hold the session `name` open (from /proc/PID/fd). */
-export function sessionHolders(name: string): number[] {
+/**
+ * Pids of processes that hold the session `name` open (from `<proc>/PID/fd`, read
+ * through the kernel's files: Deno refuses /proc under the agent's permissions).
+ */
+export function sessionHolders(fs: KernelFs, proc: string, name: string): number[] {
   const target = `anon_inode:[luo_session] ${name}`;
   const holders: number[] = [];
-  try {
-    for (const entry of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
-      try {
-        for (const fd of Deno.readDirSync(`/proc/${entry.name}/fd`)) {
-          if (Deno.readLinkSync(`/proc/${entry.name}/fd/${fd.name}`) === target) {
-            holders.push(Number(entry.name));
-            break;
-          }
-        }
-      } catch {
-        // Gone, or not ours to read.
+  const processes = fs.readDir(proc);
+  if (failed(processes)) return holders;
+  for (const entry of processes) {
+    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
+    const fds = fs.readDir(`${proc}/${entry.name}/fd`);
+    // Gone, or not ours to read.
+    if (failed(fds)) continue;
+    for (const fd of fds) {
+      if (fs.readLink(`${proc}/${entry.name}/fd/${fd.name}`) === target) {
+        holders.push(Number(entry.name));
+        break;
       }
     }
-  } catch {
-    // No /proc.
   }
   return holders;
 }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { captureOutput } from "../host/test_host.ts";
 import { realClock } from "../host/real_host.ts";
 import { cString, type Libc, openLibc } from "../host/libc.ts";
+import { libcKernelFs } from "../host/libc_kernel_fs.ts";
 import { liveupdateError } from "../kernel/mainline/errors.ts";
 import { Session } from "../kernel/mainline/session.ts";
 import { createLogger } from "../log/mod.ts";
@@ -86,6 +87,8 @@ async function withBroker(
       device,
       clock: realClock,
       log: createLogger({ output: log, clock: realClock, level: "debug", format: "text" }),
+      fs: libcKernelFs(libc),
+      proc: "/proc",
       socketPath: `${dir}/sessions.sock`,
       stateDir: dir,
       readyTimeout: 5000,

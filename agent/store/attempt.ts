@@ -59,6 +59,8 @@ export interface KernelRecord {
   luo_version: string | null;
   /** Where the version came from (metadata file, config override, KHO tree). */
   luo_version_source?: string;
+  /** Mainline kernels: the handover compatible strings (`kho`, `luo`, `fileHandlers`). */
+  compatible?: { kho: string | null; luo: string | null; fileHandlers: string[] } | null;
 }
 
 /** The record of one attempt. */

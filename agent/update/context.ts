@@ -13,6 +13,7 @@ import type { FleetCoordinator } from "../fleet/mod.ts";
 import type { Clock, FileSystem, KernelFs, ProcFacts } from "../host/mod.ts";
 import type { KexecTools } from "../kexec/mod.ts";
 import type { DeviceKernel, Kernel } from "../kernel/mod.ts";
+import type { BrokerStatus, PrepareResult, SessionRecord } from "../sessions/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { AttemptStore } from "../store/mod.ts";
 import type { KexecTrigger, SystemdManager } from "../systemd/mod.ts";
@@ -20,7 +21,32 @@ import type { UpdateLock } from "./lock.ts";
 import type { JournalHook } from "./steps.ts";
 
 /** Facts about the running system the flows read (`<paths.proc>`). */
-export type HostFacts = Pick<ProcFacts, "cmdline" | "osRelease" | "uptimeSeconds">;
+export type HostFacts = Pick<ProcFacts, "cmdline" | "osRelease" | "uptimeSeconds" | "bootId">;
+
+/**
+ * The session broker (agent/sessions/, liveupdate-sessions.service) as the update
+ * flow drives it on a mainline kernel: the barrier before the kexec, its undo,
+ * and what became of the sessions after it.
+ */
+export interface SessionsControl {
+  /** The broker's socket, for messages. */
+  readonly socket: string;
+  /** The broker's state. Throws when it does not answer (not running). */
+  status(): Promise<BrokerStatus>;
+  /**
+   * The barrier: every subscribed client gets its session and must report READY
+   * within `timeout` ms; otherwise the broker aborts (nothing stays preserved) and
+   * says which clients held it up. Throws when the broker cannot be asked.
+   */
+  prepare(timeout: number): Promise<PrepareResult>;
+  /**
+   * Abandons a preparation: the broker closes every session, which unpreserves
+   * them. Resolves when the broker is not running (it holds nothing then).
+   */
+  abort(reason: string): Promise<void>;
+  /** The broker's record of the sessions it handed over (`<state_dir>/sessions.json`). */
+  record(): Promise<SessionRecord | null>;
+}
 
 /** What the update flows run against. */
 export interface UpdateContext {
@@ -42,8 +68,13 @@ export interface UpdateContext {
   kexec: KexecTools;
   /** How the kexec is issued (systemd's kexec.target in production). */
   kexecTrigger(manager: SystemdManager): KexecTrigger;
-  /** The compatibility of the running and the configured target kernel. */
-  compat(): Promise<CompatReport>;
+  /**
+   * The compatibility of the running and the configured target kernel, by the rule
+   * of `kernel`'s interface (RFC v1 when not given).
+   */
+  compat(kernel?: Kernel): Promise<CompatReport>;
+  /** The session broker (mainline kernels); absent where it cannot be reached. */
+  sessions?: SessionsControl;
   /** Takes the one-update-at-a-time lock (throws BusyError). */
   lock(): UpdateLock;
   /** The fleet coordinator, when `fleet.backend` is not "none". */

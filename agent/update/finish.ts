@@ -17,6 +17,7 @@ import type { AttemptRecord, StepEntry } from "../store/mod.ts";
 import { runPhase, type SystemdManager } from "../systemd/mod.ts";
 import type { UpdateContext } from "./context.ts";
 import { settleSlotAfterFinish } from "./fleet_slot.ts";
+import { isMainline, verifyMainline, waitForSessions } from "./mainline_steps.ts";
 import type { Plan } from "./plan.ts";
 import { closeRecord, noteFailure, saveRecord } from "./record.ts";
 import { UpdateFailedError } from "./update_error.ts";
@@ -140,12 +141,25 @@ export async function finishUpdate(
           problems.push(`The booted kernel is "${booted}", but the update targeted "${expected}".`);
         }
         const incoming = await kernel.incoming();
-        const handover = checkHandover(
-          parseLuoVersion(record.kernels.running.luo_version ?? "") ?? null,
-          incoming,
-        );
-        if (!handover.matches && incoming.status === "present") problems.push(handover.sentence);
-        const result = { booted, expected, handover: handover.sentence, problems };
+        let result: Record<string, unknown>;
+        if (isMainline(kernel)) {
+          // Compatible strings and the liveupdate number instead of a version (mainline).
+          const verified = verifyMainline(kernel.sessions, record);
+          problems.push(...verified.problems);
+          const handover = incoming.status === "present"
+            ? `The previous kernel handed its sessions over: ${incoming.detail ?? incoming.file}.`
+            : `No live-update handover arrived: ${incoming.detail}`;
+          result = { booted, expected, handover, checks: verified.checks, problems };
+        } else {
+          const handover = checkHandover(
+            parseLuoVersion(record.kernels.running.luo_version ?? "") ?? null,
+            incoming,
+          );
+          if (!handover.matches && incoming.status === "present") {
+            problems.push(handover.sentence);
+          }
+          result = { booted, expected, handover: handover.sentence, problems };
+        }
         if (problems.length === 0) return result;
         // Reported loudly, and the attempt ends failed (a fleet rollout halts), but the
         // update is finished all the same: the kernel cannot go back.
@@ -169,6 +183,22 @@ export async function finishUpdate(
         return summary;
       },
     },
+    // Mainline: the clients claim their sessions from the broker (started by phase
+    // "updated" or on their own); wait until the broker has settled every one.
+    ...(isMainline(kernel)
+      ? [{
+        name: "claim-sessions",
+        run: async () => {
+          try {
+            return record.notes.sessions = await waitForSessions(context, record);
+          } catch (error) {
+            const partial = (error as { partialResult?: unknown }).partialResult;
+            if (partial !== undefined) record.notes.sessions = partial;
+            throw error;
+          }
+        },
+      }]
+      : []),
     {
       name: "finish-kernel",
       run: async () => {

@@ -11,6 +11,7 @@ export * from "./finish.ts";
 export * from "./fleet_slot.ts";
 export * from "./fleet_steps.ts";
 export * from "./lock.ts";
+export * from "./mainline_steps.ts";
 export * from "./plan.ts";
 export * from "./preflight.ts";
 export * from "./prepare.ts";

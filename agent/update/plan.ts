@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { HandoverAbi } from "../compat/mod.ts";
 import type { Phase } from "../config/mod.ts";
 
 /** A device the plan preserves. */
@@ -25,6 +26,22 @@ export interface PlannedPhase {
   timeoutMs: number;
 }
 
+/** What a mainline (`/dev/liveupdate`) update plans and records before the kexec. */
+export interface MainlinePlan {
+  /** The device node. */
+  device: string;
+  /** The boot the update is prepared in (a kexec gives the next boot another id). */
+  bootId: string | null;
+  /** The running kernel's outgoing liveupdate number (debugfs); the next kernel's is one more. */
+  liveupdateNumber: number | null;
+  /** The session broker's socket. */
+  socket: string;
+  /** The clients subscribed when preflight ran (session names). */
+  subscribers: string[];
+  /** Why no device is preserved. */
+  devices: string;
+}
+
 /** The plan of one update. */
 export interface Plan {
   backend: string;
@@ -34,8 +51,16 @@ export interface Plan {
     cmdline: string;
     release: string | null;
     luoVersion: string | null;
+    /** Handover compatible strings (mainline kernels). */
+    compatible?: HandoverAbi | null;
   };
-  running: { release: string | null; luoVersion: string | null; cmdline: string };
+  running: {
+    release: string | null;
+    luoVersion: string | null;
+    cmdline: string;
+    /** Handover compatible strings (mainline kernels). */
+    compatible?: HandoverAbi | null;
+  };
   compat: { verdict: string; sentence: string; allowed: boolean; override: boolean };
   devices: {
     /** Whether this kernel preserves devices at all. */
@@ -55,4 +80,6 @@ export interface Plan {
   stopAtPrepared: boolean;
   /** How the kexec will be issued. */
   issue: "systemd" | "command";
+  /** Mainline kernels: the sessions' side of the update. */
+  mainline?: MainlinePlan;
 }

@@ -25,6 +25,7 @@ import { liveUpdateCmdlineProblems, targetCmdline } from "../kexec/mod.ts";
 import type { Kernel } from "../kernel/mod.ts";
 import { checkPhases, planPhase, UnitPreflightError } from "../systemd/mod.ts";
 import type { UpdateContext } from "./context.ts";
+import { isMainline, mainlinePreflight } from "./mainline_steps.ts";
 import type { Plan, PlannedDevice } from "./plan.ts";
 import type { PreflightProblem } from "./update_error.ts";
 
@@ -205,13 +206,17 @@ export async function preflight(
   // Compatibility.
   let compat: CompatReport | undefined;
   try {
-    compat = await context.compat();
+    compat = await context.compat(kernel);
     plan.running.release = compat.running.release;
     plan.running.luoVersion = compat.running.version
       ? formatLuoVersion(compat.running.version)
       : null;
     plan.target.release = compat.target.release;
     plan.target.luoVersion = compat.target.version ? formatLuoVersion(compat.target.version) : null;
+    if (kernel && isMainline(kernel)) {
+      plan.running.compatible = compat.running.compatible ?? null;
+      plan.target.compatible = compat.target.compatible ?? null;
+    }
     let { verdict } = compat;
     if (!verdict.allowed && verdict.outcome === "unknown" && options.allowUnknownVersion) {
       verdict = { ...verdict, allowed: true, override: true };
@@ -231,6 +236,11 @@ export async function preflight(
     if (!verdict.allowed) problem("compat", verdict.sentence);
   } catch (error) {
     problem("compat", describeError(error));
+  }
+
+  // Mainline: what would lose every session silently, and the session broker.
+  if (kernel && isMainline(kernel)) {
+    await mainlinePreflight(context, kernel.sessions, plan, problem);
   }
 
   // Devices.

@@ -24,6 +24,7 @@ import {
 } from "../systemd/mod.ts";
 import type { UpdateContext } from "./context.ts";
 import { fleetUndoSteps } from "./fleet_steps.ts";
+import { isMainline, sessionsStep } from "./mainline_steps.ts";
 import type { Plan, PlannedPhase } from "./plan.ts";
 import type { Step } from "./steps.ts";
 
@@ -235,6 +236,8 @@ export function prepareSteps(
   steps.push(loadStep(context, plan) as Step);
   steps.push(phaseStep(context, manager, phase("prepare"), signal) as Step);
   if (kernel.stateMachine) steps.push(kernelPrepareStep(context, kernel.stateMachine));
+  // Mainline: the barrier of the session broker's clients, in place of the kernel's prepare.
+  else if (isMainline(kernel)) steps.push(sessionsStep(context) as Step);
   steps.push(phaseStep(context, manager, phase("reboot"), signal) as Step);
   return steps;
 }

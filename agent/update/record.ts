@@ -34,6 +34,7 @@ export function newRecord(context: UpdateContext, plan: Plan, overrides: string[
         release: plan.running.release,
         cmdline: plan.running.cmdline,
         luo_version: plan.running.luoVersion,
+        ...(plan.running.compatible !== undefined ? { compatible: plan.running.compatible } : {}),
       },
       target: {
         release: plan.target.release,
@@ -41,6 +42,7 @@ export function newRecord(context: UpdateContext, plan: Plan, overrides: string[
         ...(plan.target.initrd ? { initrd: plan.target.initrd } : {}),
         cmdline: plan.target.cmdline,
         luo_version: plan.target.luoVersion,
+        ...(plan.target.compatible !== undefined ? { compatible: plan.target.compatible } : {}),
       },
     },
     compat: {

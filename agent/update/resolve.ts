@@ -18,6 +18,7 @@ import { planPhase, type SystemdManager } from "../systemd/mod.ts";
 import { ATTEMPT_SCHEMA, type AttemptRecord, newAttemptId } from "../store/mod.ts";
 import type { UpdateContext } from "./context.ts";
 import { finishUpdate } from "./finish.ts";
+import { isMainline, mainlineBootState } from "./mainline_steps.ts";
 import type { Plan } from "./plan.ts";
 import { closeRecord, type FailureNote, noteFailure, saveRecord } from "./record.ts";
 import { completeRollback, rollbackFinal, type RollbackNotes, runCancelPhase } from "./rollback.ts";
@@ -225,8 +226,18 @@ export async function resolveUpdate(
   }
 
   const machine = kernel.stateMachine;
-  const state = machine ? await machine.state() : "normal";
   const open = await context.store.open();
+  // Mainline has no kernel state: the record and the handover decide (mainline_steps.ts).
+  const finding = !machine && isMainline(kernel)
+    ? await mainlineBootState(context, kernel.sessions, open)
+    : undefined;
+  const state = machine ? await machine.state() : finding?.state ?? "normal";
+  if (finding && open) {
+    log.info(`This boot, as the live update ${open.id} sees it: ${finding.reason}.`, {
+      attempt: open.id,
+    });
+    open.notes.boot = { state: finding.state, reason: finding.reason };
+  }
 
   if (lost.length > 0 && !open && state !== "updated") {
     return await recoverWithoutRecord(context, kernel, state, lost);
@@ -317,23 +328,33 @@ export async function resolveUpdate(
       }
       if (state === "updated") break;
       {
-        const why = `Attempt ${open.id} was prepared, but the kernel is in state "${state}" ` +
-          "now (the machine rebooted, or someone cancelled the kernel).";
-        noteFailure(open, "prepare-kernel", new Error(why));
+        const why = finding
+          ? `Attempt ${open.id} was prepared, but its sessions are not held any more: ` +
+            `${finding.reason}.`
+          : `Attempt ${open.id} was prepared, but the kernel is in state "${state}" ` +
+            "now (the machine rebooted, or someone cancelled the kernel).";
+        noteFailure(open, finding ? "prepare-sessions" : "prepare-kernel", new Error(why));
         return await rollBack(why, "failed", "failed");
       }
     case "kexec-issued":
       if (state === "updated") break;
       if (state === "prepared") {
-        const why = `Attempt ${open.id} issued the kexec, but this kernel is still prepared: ` +
-          "the kexec did not start.";
+        const why = finding
+          ? `Attempt ${open.id} issued the kexec, but this is still the boot it was prepared ` +
+            "in: the kexec did not start."
+          : `Attempt ${open.id} issued the kexec, but this kernel is still prepared: ` +
+            "the kexec did not start.";
         noteFailure(open, "kexec", new Error(why));
         return await rollBack(why, "rolled-back");
       }
       {
-        const why = `The live update ${open.id} did not happen: the kexec was issued, but the ` +
-          "kernel is in state normal (the kexec failed, or a REBOOT callback failed and the " +
-          "machine was cold-rebooted, so the preserved devices were reset).";
+        const why = finding
+          ? `The live update ${open.id} did not happen: the kexec was issued, but ` +
+            `${finding.reason} (a cold boot, a kernel loaded with kexec_load, or a reboot(2) ` +
+            "that failed to serialize the sessions), so the sessions were lost."
+          : `The live update ${open.id} did not happen: the kexec was issued, but the ` +
+            "kernel is in state normal (the kexec failed, or a REBOOT callback failed and the " +
+            "machine was cold-rebooted, so the preserved devices were reset).";
         noteFailure(open, "kexec", new Error(why));
         return await rollBack(why, "failed", "not-happened");
       }

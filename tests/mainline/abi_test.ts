@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { assertDocument } from "../tools/assert_document.ts";
 import { bootGuest, BUILD_DIR } from "./guest_image.ts";
 import type { GuestRecord } from "./qemu.ts";
 
@@ -82,6 +83,11 @@ Deno.test("mainline ABI on a real 7.3 kernel, across a KHO kexec", async (t) => 
           | undefined;
         assert.ok(record, `check "${name}" did not run in boot ${boot} ${where}`);
         assert.ok(record.ok, `${record.error} ${where}`);
+        // status --json on the real kernel matches the one schema both backends share.
+        if (name.startsWith("status-json")) {
+          const document = (record.detail as { document: unknown }).document;
+          assert.equal(assertDocument("status", document).kernel.backend, "mainline");
+        }
       });
     }
   }

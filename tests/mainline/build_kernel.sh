@@ -7,9 +7,12 @@
 #       fragment  build.log  build-seconds
 #
 # liveupdate-abi holds the kernel's handover compatible strings, read from its
-# source (include/linux/kho/abi/*.h), one "key=value" a line:
-#   kho=kho-v4  luo=luo-v5  file-handler=memfd-v2
-# It is what the agent's compatibility check reads as the target's metadata.
+# source (include/linux/kho/abi/*.h), in the agent's metadata format
+# (agent/compat/metadata.ts):
+#   KHO_COMPATIBLE=kho-v4  LUO_COMPATIBLE=luo-v5  LUO_FILE_HANDLERS=memfd-v2
+# It is what the agent's compatibility check reads for both kernels. (Entries
+# cached before this format hold "kho=…", "luo=…", "file-handler=…" lines;
+# tests/mainline/kernel.ts reads both.)
 #
 # The source is fetched with a PRIVATE apt source list (the host's own sources and
 # lists stay untouched). Runs concurrently with itself safely: a lock per cache
@@ -81,7 +84,8 @@ write_abi_metadata() {
   memfd=$(sed -n 's/^#define MEMFD_LUO_FH_COMPATIBLE[[:space:]]*"\(.*\)"/\1/p' "$src/include/linux/kho/abi/memfd.h")
   [[ -n "$kho" && -n "$luo" && -n "$memfd" ]] ||
     die "cannot read the handover compatible strings from $src/include/linux/kho/abi/"
-  printf 'kho=%s\nluo=%s\nfile-handler=%s\n' "$kho" "$luo" "$memfd" >"$out"
+  printf '# Handover formats of this kernel, read by liveupdate-agent\n' >"$out"
+  printf 'KHO_COMPATIBLE=%s\nLUO_COMPATIBLE=%s\nLUO_FILE_HANDLERS=%s\n' "$kho" "$luo" "$memfd" >>"$out"
 }
 
 exec 8>"$cache/.lock-$key"

@@ -1,7 +1,8 @@
 /**
  * The per-run disk of the Debian guest, mounted at /opt/liveupdate: this
  * machine's deno, the repository's sources, a DENO_DIR with everything the
- * guest programs import, and the test kernel (for `kexec -s -l`). Built with
+ * guest programs import, the test kernel (for `kexec -s -l`) and its handover
+ * metadata (liveupdate-abi). Built with
  * `mkfs.ext4 -d` from a temp folder.
  *
  * @module
@@ -9,6 +10,7 @@
 
 import { join } from "node:path";
 import { copyFile, run, stageRepository } from "./initramfs.ts";
+import { abiMetadataText } from "./kernel.ts";
 
 /** What the Debian guest runs (their imports are cached into the disk). */
 export const DEBIAN_PROGRAMS = [
@@ -24,6 +26,11 @@ export async function buildOptDisk(kernelDir: string, output: string): Promise<v
     await copyFile(await Deno.realPath(Deno.execPath()), join(stage, "deno"));
     await Deno.chmod(join(stage, "deno"), 0o755);
     await copyFile(join(kernelDir, "bzImage"), join(stage, "bzImage"));
+    // The kernel's handover metadata, installed below /usr/lib/modules by the driver.
+    await Deno.writeTextFile(
+      join(stage, "liveupdate-abi"),
+      await abiMetadataText({ abiMetadata: join(kernelDir, "liveupdate-abi") }),
+    );
     await stageRepository(join(stage, "repo"), join(stage, "deno-dir"), DEBIAN_PROGRAMS);
     await Deno.remove(output).catch(() => undefined);
     await run("mkfs.ext4", ["-q", "-F", "-L", "luo-opt", "-d", stage, output, "1G"]);

@@ -7,8 +7,10 @@
  *             broker says START_PRESERVATION preserve the memfd into the session
  *             (token 1), say READY, close the session fd, and keep running like
  *             a service would (until SIGTERM). After CANCEL_PRESERVATION it
- *             waits for the next attempt. With --never-ready it never says
- *             READY (to show a rollback).
+ *             closes any copy of the session it still holds (as every client
+ *             must: a session stays preserved while an fd of it is open) and
+ *             waits for the next attempt. With --never-ready it keeps the
+ *             session fd and never says READY (to show a rollback).
  *   restore:  after the update, CLAIM session ID, retrieve token 1, check the
  *             contents, and FINISH.
  *
@@ -93,6 +95,8 @@ async function preserve(
   const memfd = memfdWith(libc, `example-${id}`, state);
   const client = await connect(libc, socket, 120_000);
   const stop = new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", resolve));
+  // Our copy of the session fd, while we hold one (only --never-ready keeps it).
+  let held: Session | undefined;
   try {
     await client.subscribe(id);
     report("subscribed", { id, size, sha256: await sha256(state) });
@@ -106,6 +110,7 @@ async function preserve(
         if (neverReady) {
           report("holding-back", { id });
           // Keep the session fd open and never answer.
+          held = session;
           continue;
         }
         await client.ready(id);
@@ -113,12 +118,17 @@ async function preserve(
         session.close();
         report("ready", { id });
       } else if (event.event === "CANCEL_PRESERVATION") {
+        // The update was abandoned: close our copy too, so nothing stays preserved
+        // (a session is unpreserved once its last fd is closed).
+        held?.close();
+        held = undefined;
         report("cancelled", { id, reason: event.reason });
       } else if (event.event === "ERROR") {
         report("error", { id, message: event.message });
       }
     }
   } finally {
+    held?.close();
     await client.close();
     libc.symbols.close(memfd);
   }

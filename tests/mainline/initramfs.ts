@@ -14,6 +14,7 @@
 
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { abiMetadataText } from "./kernel.ts";
 
 /** The repository root. */
 export const REPO = fileURLToPath(new URL("../../", import.meta.url));
@@ -127,15 +128,23 @@ export async function buildInitramfs(options: InitramfsOptions): Promise<void> {
     await copyFile(join(options.kernelDir, "bzImage"), join(stage, "boot/bzImage"));
     // The kernel's handover metadata where the agent looks for it.
     const release = (await Deno.readTextFile(join(options.kernelDir, "kernel-release"))).trim();
-    await copyFile(
-      join(options.kernelDir, "liveupdate-abi"),
+    await Deno.mkdir(join(stage, "usr/lib/modules", release), { recursive: true });
+    await Deno.writeTextFile(
       join(stage, "usr/lib/modules", release, "liveupdate-abi"),
+      await abiMetadataText({ abiMetadata: join(options.kernelDir, "liveupdate-abi") }),
     );
     await copyFile(join(REPO, "tests/mainline/guest/init.sh"), join(stage, "init"));
     await Deno.chmod(join(stage, "init"), 0o755);
     await stageRepository(join(stage, "repo"), join(stage, "deno-dir"), GUEST_PROGRAMS);
     await Deno.mkdir(join(stage, "etc"), { recursive: true });
     await Deno.writeTextFile(join(stage, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
+    // The agent's configuration: the target is this same kernel (status reports its
+    // compatibility from /usr/lib/modules/<release>/liveupdate-abi).
+    await Deno.mkdir(join(stage, "etc/liveupdate/config.d"), { recursive: true });
+    await Deno.writeTextFile(
+      join(stage, "etc/liveupdate/config.d/50-kernel-tier.toml"),
+      '[target]\nkernel = "/boot/bzImage"\n',
+    );
     // find | cpio, without a shell.
     const files: string[] = [];
     const walk = async (dir: string) => {

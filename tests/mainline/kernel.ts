@@ -16,12 +16,31 @@ export interface TestKernel {
   bzImage: string;
   /** The kernel source's include/uapi/linux/liveupdate.h. */
   uapiHeader: string;
-  /** The handover compatible strings (key=value lines). */
+  /** The handover compatible strings (the agent's liveupdate-abi metadata format). */
   abiMetadata: string;
   release: string;
 }
 
 let cached: Promise<TestKernel> | undefined;
+
+const FIRST_FORMAT: Readonly<Record<string, string>> = {
+  kho: "KHO_COMPATIBLE",
+  luo: "LUO_COMPATIBLE",
+  "file-handler": "LUO_FILE_HANDLERS",
+};
+
+/**
+ * The kernel's liveupdate-abi metadata in the agent's format, as the guests
+ * install it below /usr/lib/modules/<release>/. Cache entries from before that
+ * format hold "kho=…" lines; they are translated.
+ */
+export async function abiMetadataText(kernel: Pick<TestKernel, "abiMetadata">): Promise<string> {
+  const text = await Deno.readTextFile(kernel.abiMetadata);
+  return text.split("\n").map((line) => {
+    const match = /^([a-z-]+)=(.*)$/.exec(line);
+    return match && FIRST_FORMAT[match[1]!] ? `${FIRST_FORMAT[match[1]!]}=${match[2]}` : line;
+  }).join("\n");
+}
 
 /** Builds (or finds) the test kernel. Needs --allow-run, --allow-read. */
 export function testKernel(): Promise<TestKernel> {

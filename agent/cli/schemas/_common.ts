@@ -69,6 +69,13 @@ export function map(values: JsonSchema): JsonSchema {
   return { type: "object", additionalProperties: values };
 }
 
+/** Handover compatible strings of a mainline kernel (agent/compat/compatible.ts `HandoverAbi`). */
+export const handoverAbi: JsonSchema = object({
+  kho: nullableString,
+  luo: nullableString,
+  fileHandlers: array(string),
+});
+
 /** An ISO 8601 time as the agent writes it (`Date.toISOString()`). */
 export const isoTime: JsonSchema = {
   type: "string",

@@ -13,6 +13,7 @@ import {
   attemptId,
   boolean,
   described,
+  handoverAbi,
   integer,
   isoTime,
   type JsonSchema,
@@ -33,8 +34,14 @@ export const plan: JsonSchema = object({
     cmdline: string,
     release: nullableString,
     luoVersion: nullableString,
-  }),
-  running: object({ release: nullableString, luoVersion: nullableString, cmdline: string }),
+    compatible: described("Mainline kernels: handover compatible strings.", nullable(handoverAbi)),
+  }, { optional: ["compatible"] }),
+  running: object({
+    release: nullableString,
+    luoVersion: nullableString,
+    cmdline: string,
+    compatible: described("Mainline kernels: handover compatible strings.", nullable(handoverAbi)),
+  }, { optional: ["compatible"] }),
   compat: object({ verdict: string, sentence: string, allowed: boolean, override: boolean }),
   devices: object({
     supported: described("Whether this kernel preserves devices at all.", boolean),
@@ -56,7 +63,18 @@ export const plan: JsonSchema = object({
   kexecWasLoaded: nullable(boolean),
   stopAtPrepared: boolean,
   issue: oneOfValues(["systemd", "command"]),
-});
+  mainline: described(
+    "Mainline kernels: the sessions' side of the update, recorded before the kexec.",
+    object({
+      device: string,
+      bootId: nullableString,
+      liveupdateNumber: nullable(integer),
+      socket: string,
+      subscribers: array(string),
+      devices: string,
+    }),
+  ),
+}, { optional: ["mainline"] });
 
 const kernel: JsonSchema = object(
   {
@@ -66,8 +84,9 @@ const kernel: JsonSchema = object(
     cmdline: string,
     luo_version: described('"MAJOR.MINOR", or null when unknown.', nullableString),
     luo_version_source: string,
+    compatible: described("Mainline kernels: handover compatible strings.", nullable(handoverAbi)),
   },
-  { optional: ["image", "initrd", "cmdline", "luo_version_source"] },
+  { optional: ["image", "initrd", "cmdline", "luo_version_source", "compatible"] },
 );
 
 /** One attempt's record (agent/store/attempt.ts). */

@@ -17,6 +17,7 @@ import {
   described,
   DRAFT,
   fleetState,
+  handoverAbi,
   integer,
   type JsonSchema,
   luoState,
@@ -55,6 +56,41 @@ const kernelSide = object({
   metadataFile: nullableString,
   problem: nullableString,
   note: nullableString,
+  compatible: described(
+    "Mainline kernels: the handover compatible strings; null elsewhere.",
+    nullable(handoverAbi),
+  ),
+});
+
+/** The session part of a mainline kernel (`kernel.sessions`). */
+const statusSessions = object({
+  device: string,
+  cmdline: described(
+    "Whether the running command line has kho=on liveupdate=on; null when unreadable.",
+    nullable(object({ ok: boolean, message: string })),
+  ),
+  getNameIoctl: described("Whether GET_NAME exists (Linux 7.2+).", nullable(boolean)),
+  devices: object({ preserved: { const: false }, reason: string }),
+  outgoing: object({
+    kho: nullableString,
+    luo: nullableString,
+    liveupdateNumber: nullable(integer),
+    problem: nullableString,
+  }),
+  incoming: object({
+    kho: nullableString,
+    previousRelease: nullableString,
+    kexecCount: nullable(integer),
+    problem: nullableString,
+  }),
+  broker: object({
+    socket: string,
+    running: boolean,
+    phase: nullableString,
+    subscribers: array(object({ id: string, pid: integer, state: string })),
+    incoming: array(object({ name: string, outcome: string })),
+    problem: nullableString,
+  }),
 });
 
 const status = document(
@@ -85,6 +121,10 @@ const status = document(
       })),
       state: nullable(luoState),
       stateError: nullableString,
+      sessions: described(
+        "The session part (mainline /dev/liveupdate); null where the kernel has none.",
+        nullable(statusSessions),
+      ),
       probes: array(object({
         backend: backendName,
         location: string,

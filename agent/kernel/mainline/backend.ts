@@ -1,75 +1,45 @@
 /**
- * The mainline backend as the rest of the agent sees it: detection (does the
- * running kernel offer `/dev/liveupdate`, and is it set up to hand sessions
- * over?), and the backend object in the shape of the common kernel interface —
- * no global state machine, no device preservation, the incoming handover, and
- * the device for sessions.
+ * The mainline backend in the shape of the common kernel interface
+ * (agent/kernel/kernel.ts): detection (does the running kernel offer
+ * `/dev/liveupdate`?), and the backend object — no global state machine, no
+ * device preservation, a session part (the device and the KHO handover as
+ * debugfs shows it) and the incoming handover.
  *
- * Shaped after the `Kernel`/`BackendProvider` interface of agent/kernel/ on the
- * `kernel` branch (backend, features, location, stateMachine, devices,
- * incoming(); probe/open): at merge, `mainlineProbe` and `MainlineKernel` plug
- * into its selection in place of its mainline stand-in.
+ * Everything goes through the kernel context: the device node, procfs and
+ * debugfs through its KernelFs (libc in production; Deno's file API refuses
+ * /dev, /proc and /sys under the agent's permissions). Neither the probe nor the
+ * backend opens the device: systemd opens it at boot and just before a kexec
+ * (one opener at a time), and the session broker opens it only for the moment
+ * of a request (agent/kernel/mainline/device.ts).
  *
  * @module
  */
 
-import type { Clock, FileSystem } from "../../host/host.ts";
-import type { Libc } from "../../host/libc.ts";
+import { failed } from "../../host/kernel_fs.ts";
+import type { BackendProbe, BackendProvider, KernelContext } from "../backend.ts";
+import type { IncomingHandover, Kernel, KernelFeatures, SessionKernel } from "../kernel.ts";
 import { KernelUnsupportedError } from "../kernel_error.ts";
-import { LiveupdateDevice } from "./device.ts";
-import { isKhoTree, type KhoTree, type KhoUnavailable, readKhoTree } from "./kho.ts";
-import { checkCmdline } from "./preflight.ts";
+import {
+  isKhoTree,
+  type KhoDirection,
+  type KhoTree,
+  type KhoUnavailable,
+  readKhoTree,
+} from "./kho.ts";
 
 /** Why device selection does nothing here, in one sentence. */
 export const NO_DEVICES =
   "This kernel's live update (mainline /dev/liveupdate) preserves files only (memfds), no " +
   "devices: device selection does nothing, and devices are reset by the kexec as usual.";
 
-/** What the backend needs from the host and the configuration. */
-export interface MainlineContext {
-  fs: Pick<FileSystem, "stat" | "readTextFile" | "readFile">;
-  /** `kernel.device`. */
-  device: string;
-  /** `paths.debugfs`. */
-  debugfs: string;
-  /** `paths.proc`. */
-  proc: string;
-}
+/** What the mainline interface offers. */
+export const MAINLINE_FEATURES: KernelFeatures = {
+  stateMachine: false,
+  devices: false,
+  extraFiles: [],
+};
 
-/** What a probe found (the `BackendProbe` shape of agent/kernel/backend.ts). */
-export interface MainlineProbe {
-  backend: "mainline";
-  location: string;
-  /** The device node exists. */
-  present: boolean;
-  /** The device node is a character device (it is not opened while probing). */
-  usable: boolean;
-  missing: string[];
-  problems: string[];
-  summary: string;
-  features?: { stateMachine: false; devices: false; extraFiles: readonly string[] };
-  /** Mainline details for `status`. */
-  details: MainlineDetails;
-}
-
-/** Mainline details for `status --json`. */
-export interface MainlineDetails {
-  /** The running kernel's release. */
-  release: string | null;
-  /** Whether the command line has kho=on and liveupdate=on. */
-  cmdline: { ok: boolean; message: string } | null;
-  /** GET_NAME (Linux 7.2+); older kernels fall back to the /proc fd link. */
-  getNameIoctl: boolean | null;
-  devices: { preserved: false; reason: string };
-  /** What this kernel will hand over (debugfs kho/out). */
-  outgoing: { luo: string | null; liveupdateNumber: number | null } | { unavailable: string };
-  /** What the previous kernel handed over (debugfs kho/in). */
-  incoming:
-    | { kho: string | null; previousRelease: string | null; kexecCount: number | null }
-    | { unavailable: string };
-}
-
-/** Whether `release` ("7.3.4", "6.19.0-rc1") is at least major.minor. */
+/** Whether `release` ("7.3.4", "6.19.0-rc1") is at least major.minor; null when unparsable. */
 export function releaseAtLeast(release: string, major: number, minor: number): boolean | null {
   const match = release.match(/^(\d+)\.(\d+)/);
   if (!match) return null;
@@ -77,152 +47,134 @@ export function releaseAtLeast(release: string, major: number, minor: number): b
   return a > major || (a === major && b >= minor);
 }
 
-function outgoingSummary(tree: KhoTree | KhoUnavailable): MainlineDetails["outgoing"] {
-  if (!isKhoTree(tree)) return { unavailable: tree.reason };
-  return {
-    luo: tree.luo?.compatible ?? null,
-    liveupdateNumber: tree.luo?.liveupdateNumber ?? null,
-  };
-}
-
-function incomingSummary(tree: KhoTree | KhoUnavailable): MainlineDetails["incoming"] {
-  if (!isKhoTree(tree)) return { unavailable: tree.reason };
-  return {
-    kho: tree.kho,
-    previousRelease: tree.kexec?.previousRelease ?? null,
-    kexecCount: tree.kexec?.kexecCount ?? null,
-  };
+/** The running kernel's release from `<proc>/sys/kernel/osrelease`, or null. */
+export function runningRelease(context: KernelContext): string | null {
+  const bytes = context.fs.readFile(`${context.proc ?? "/proc"}/sys/kernel/osrelease`, 4096);
+  if (failed(bytes)) return null;
+  return new TextDecoder().decode(bytes).trim() || null;
 }
 
 /**
- * Looks for the mainline interface. Never throws for an absent interface and
- * never opens the device (systemd may hold it). Needs read access to the
- * device node, /proc and debugfs.
+ * Looks for the mainline interface: `kernel.device` as a character device. Never
+ * throws for an absent interface and never opens the device. Needs read access to
+ * the device node's directory and procfs (through the context's KernelFs).
  */
-export async function mainlineProbe(context: MainlineContext): Promise<MainlineProbe> {
-  const { fs, device } = context;
-  const release = await fs.readTextFile(`${context.proc}/sys/kernel/osrelease`)
-    .then((text) => text.trim(), () => null);
-  const cmdline = await fs.readTextFile(`${context.proc}/cmdline`).then(
-    (text) => checkCmdline(text, "running"),
-    () => null,
-  );
-  const [outgoing, incoming] = await Promise.all([
-    readKhoTree(fs, context.debugfs, "out"),
-    readKhoTree(fs, context.debugfs, "in"),
-  ]);
-  const details: MainlineDetails = {
-    release,
-    cmdline: cmdline && { ok: cmdline.ok, message: cmdline.message },
-    getNameIoctl: release === null ? null : releaseAtLeast(release, 7, 2),
-    devices: { preserved: false, reason: NO_DEVICES },
-    outgoing: outgoingSummary(outgoing),
-    incoming: incomingSummary(incoming),
-  };
-  const probe: MainlineProbe = {
+export function probeMainline(context: KernelContext): BackendProbe {
+  const location = context.device;
+  const probe: BackendProbe = {
     backend: "mainline",
-    location: device,
+    location,
     present: false,
     usable: false,
     missing: [],
     problems: [],
     summary: "",
-    details,
   };
-  try {
-    const info = await fs.stat(device);
-    probe.present = true;
-    if (info.isCharDevice) {
-      probe.usable = true;
-      probe.features = { stateMachine: false, devices: false, extraFiles: [] };
-    } else {
-      probe.problems.push(`${device} is not a character device.`);
-    }
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      probe.missing.push(device);
+  const info = context.fs.stat(location);
+  if (failed(info)) {
+    if (info.errno === "ENOENT" || info.errno === "ENOTDIR") {
+      probe.missing.push(location);
       probe.problems.push(
-        `No ${device}: the running kernel has no mainline live update (Linux 6.19+ with ` +
-          'CONFIG_LIVEUPDATE, booted with "kho=on liveupdate=on").',
+        `No ${location}: the running kernel has no mainline live-update interface (Linux 6.19+ ` +
+          'with CONFIG_LIVEUPDATE, booted with "kho=on liveupdate=on").',
       );
     } else {
       probe.present = true;
-      probe.problems.push(`${device} cannot be examined (${error}).`);
+      probe.problems.push(`${location} cannot be examined (${info.errno}).`);
+    }
+  } else {
+    probe.present = true;
+    if (info.type === "char-device") {
+      probe.usable = true;
+      probe.features = MAINLINE_FEATURES;
+    } else {
+      probe.problems.push(`${location} is not a character device; check kernel.device.`);
     }
   }
-  if (cmdline && !cmdline.ok) probe.problems.push(cmdline.message);
-  probe.summary = probe.usable
-    ? `Mainline live update at ${device}` +
-      (release ? ` (Linux ${release})` : "") +
-      "; sessions of memfds, no devices."
-    : probe.problems[0] ?? `No ${device}.`;
+  if (probe.usable) {
+    const release = runningRelease(context);
+    probe.summary = `Mainline live-update interface at ${location}` +
+      (release ? ` (Linux ${release})` : "") + ": sessions of preserved files, no devices.";
+  } else {
+    probe.summary = probe.problems[0]!;
+  }
   return probe;
 }
 
-/** The incoming handover as the common interface reports it. */
-export type MainlineIncoming =
-  | {
-    status: "present";
-    file: string;
-    node: "LUO";
-    version: null;
-    details: MainlineDetails["incoming"];
+/** One sentence on what an incoming tree says about the previous kernel. */
+function describeIncoming(tree: KhoTree): string {
+  const parts: string[] = [];
+  if (tree.kexec) {
+    parts.push(
+      `the previous kernel was ${tree.kexec.previousRelease || "(release not stated)"}, kexec ` +
+        `${tree.kexec.kexecCount} since the last cold boot`,
+    );
   }
-  | { status: "absent" | "unavailable"; file: string; detail: string };
+  if (tree.kho) parts.push(`KHO format ${tree.kho}`);
+  parts.push("LUO sessions handed over");
+  return parts.join("; ");
+}
 
-/** The mainline backend (the `Kernel` shape of agent/kernel/kernel.ts). */
-export class MainlineKernel {
+/** The mainline backend. */
+class MainlineKernel implements Kernel, SessionKernel {
   readonly backend = "mainline" as const;
-  readonly features = { stateMachine: false, devices: false, extraFiles: [] as readonly string[] };
+  readonly location: string;
+  readonly device: string;
   /** Mainline has no global prepare/finish: sessions are the unit of work. */
   readonly stateMachine = null;
   /** Mainline preserves no devices ({@link NO_DEVICES}). */
   readonly devices = null;
-  readonly location: string;
-  /** The device, for sessions (open, act, close; busy retried). */
-  readonly device: LiveupdateDevice;
-  readonly #context: MainlineContext;
+  readonly sessions: SessionKernel = this;
 
-  constructor(context: MainlineContext, host: { libc: Libc; clock: Clock; busyTimeout: number }) {
-    this.#context = context;
+  constructor(private readonly context: KernelContext, readonly features: KernelFeatures) {
     this.location = context.device;
-    this.device = new LiveupdateDevice({
-      libc: host.libc,
-      clock: host.clock,
-      path: context.device,
-      busyTimeout: host.busyTimeout,
-    });
+    this.device = context.device;
+  }
+
+  kho(direction: KhoDirection): KhoTree | KhoUnavailable {
+    return readKhoTree(this.context.fs, this.context.debugfs, direction);
   }
 
   /**
-   * Opens the backend after a probe found it usable; throws
-   * KernelUnsupportedError naming what is missing otherwise.
+   * What the previous kernel handed over: "present" when the incoming KHO tree
+   * has a LUO sub-tree (a live-update kexec), "absent" when debugfs shows KHO but
+   * no incoming LUO (a cold boot, or a kexec without live update), "unavailable"
+   * when debugfs cannot tell. Sessions themselves are retrieved by the broker.
    */
-  static open(
-    context: MainlineContext,
-    probe: MainlineProbe,
-    host: { libc: Libc; clock: Clock; busyTimeout: number },
-  ): MainlineKernel {
-    if (!probe.usable) throw new KernelUnsupportedError(probe.summary, probe.missing);
-    return new MainlineKernel(context, host);
-  }
-
-  /**
-   * What the previous kernel handed over: "present" after a kexec with KHO
-   * (debugfs kho/in), "unavailable" when debugfs cannot tell. Sessions
-   * themselves are retrieved by name through {@link device}.
-   */
-  async incoming(): Promise<MainlineIncoming> {
-    const tree = await readKhoTree(this.#context.fs, this.#context.debugfs, "in");
+  incoming(): Promise<IncomingHandover> {
+    const tree = this.kho("in");
     if (!isKhoTree(tree)) {
-      return { status: "unavailable", file: tree.directory, detail: tree.reason };
+      const root = this.context.fs.stat(`${this.context.debugfs}/kho`);
+      return Promise.resolve(
+        !failed(root) && root.type === "directory"
+          ? { status: "absent", file: tree.directory, detail: `${tree.directory}: ${tree.reason}` }
+          : { status: "unavailable", file: tree.directory, detail: tree.reason },
+      );
     }
-    return {
+    if (!tree.hasLuo) {
+      return Promise.resolve({
+        status: "absent",
+        file: tree.directory,
+        detail: `${tree.directory} holds no LUO sub-tree: the previous kernel handed no ` +
+          "live-update sessions over (a kexec without live update)",
+      });
+    }
+    return Promise.resolve({
       status: "present",
-      file: tree.directory,
+      file: `${tree.directory}/sub_fdts/LUO`,
       node: "LUO",
       version: null,
-      details: incomingSummary(tree),
-    };
+      detail: describeIncoming(tree),
+    });
   }
 }
+
+/** The mainline backend for the selection (agent/kernel/select.ts). */
+export const mainlineProvider: BackendProvider = {
+  name: "mainline",
+  probe: (context) => Promise.resolve(probeMainline(context)),
+  open(context, probe) {
+    if (!probe.usable) throw new KernelUnsupportedError(probe.summary, probe.missing);
+    return new MainlineKernel(context, probe.features ?? MAINLINE_FEATURES);
+  },
+};

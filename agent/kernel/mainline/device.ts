@@ -79,20 +79,6 @@ export class LiveupdateDevice {
     return this.use((device) => device.retrieveSession(name));
   }
 
-  /**
-   * Whether the device node exists as a character device (the kernel offers
-   * mainline live update). Throws when it cannot be examined (permissions).
-   */
-  async exists(): Promise<boolean> {
-    try {
-      const info = await Deno.stat(this.path);
-      return info.isCharDevice === true;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw error;
-    }
-  }
-
   async #open(): Promise<number> {
     const { libc, clock, busyTimeout } = this.#options;
     const interval = this.#options.busyRetryInterval ?? 50;

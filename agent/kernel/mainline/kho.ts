@@ -28,7 +28,7 @@
  * @module
  */
 
-import type { FileSystem } from "../../host/host.ts";
+import { failed, type KernelFs } from "../../host/kernel_fs.ts";
 
 /** Which side of the handover. */
 export type KhoDirection = "out" | "in";
@@ -40,8 +40,14 @@ export interface KhoTree {
   directory: string;
   /** The KHO root tree's compatible string, or null when unreadable. */
   kho: string | null;
-  /** The LUO header, or null when there is none (LUO off, or no LUO in the previous kernel). */
+  /** The LUO header, or null when there is none or it cannot be read. */
   luo: { compatible: string; liveupdateNumber: number | null } | null;
+  /**
+   * Whether the tree has a LUO sub-tree at all (`sub_fdts/LUO`), readable or not: after
+   * a kexec, 7.3 frees the incoming header once it took the sessions over, so `luo` is
+   * null while this is true.
+   */
+  hasLuo: boolean;
   /** The kexec metadata, or null when absent. */
   kexec: { version: number; previousRelease: string; kexecCount: number } | null;
   /** Why parts could not be read, for `status` ("…/kho/in: not present"). */
@@ -166,21 +172,24 @@ export function parseKexecMetadata(
   };
 }
 
+/** The largest blob read from debugfs (the trees are a few pages). */
+const BLOB_LIMIT = 4 * 1024 * 1024;
+
 /**
- * Reads `<debugfs>/kho/<direction>`. Needs read access to debugfs (root).
+ * Reads `<debugfs>/kho/<direction>` through the kernel's files (libc in
+ * production: Deno refuses debugfs). Needs read access to debugfs (root).
  * Returns KhoUnavailable when the directory is missing (debugfs not mounted,
  * KHO debugfs not built, or — for `in` — not a kexec boot with KHO).
  */
-export async function readKhoTree(
-  fs: Pick<FileSystem, "readFile" | "stat">,
+export function readKhoTree(
+  fs: KernelFs,
   debugfs: string,
   direction: KhoDirection,
-): Promise<KhoTree | KhoUnavailable> {
+): KhoTree | KhoUnavailable {
   const directory = `${debugfs}/kho/${direction}`;
-  try {
-    await fs.stat(directory);
-  } catch (error) {
-    const missing = error instanceof Deno.errors.NotFound;
+  const info = fs.stat(directory);
+  if (failed(info) || info.type !== "directory") {
+    const missing = failed(info) ? info.errno === "ENOENT" || info.errno === "ENOTDIR" : false;
     return {
       direction,
       directory,
@@ -189,32 +198,30 @@ export async function readKhoTree(
           ? "not present: this boot was not a kexec with KHO (or debugfs is not mounted)"
           : "not present: KHO is off, CONFIG_KEXEC_HANDOVER_DEBUGFS is not built, or debugfs " +
             "is not mounted"
-        : `not readable: ${error instanceof Error ? error.message : String(error)}`,
+        : failed(info)
+        ? `not readable (${info.errno})`
+        : "not a directory",
     };
   }
   const problems: string[] = [];
-  const read = async (name: string): Promise<Uint8Array | null> => {
-    try {
-      return await fs.readFile(`${directory}/${name}`);
-    } catch (error) {
-      problems.push(
-        `${directory}/${name}: ${
-          error instanceof Deno.errors.NotFound
-            ? "not present"
-            : error instanceof Error
-            ? error.message
-            : String(error)
-        }`,
-      );
-      return null;
-    }
+  const read = (name: string): Uint8Array | null => {
+    const bytes = fs.readFile(`${directory}/${name}`, BLOB_LIMIT);
+    if (!failed(bytes)) return bytes;
+    problems.push(
+      `${directory}/${name}: ${
+        bytes.errno === "ENOENT" ? "not present" : `not readable (${bytes.errno})`
+      }`,
+    );
+    return null;
   };
-  const fdt = await read("fdt");
+  const fdt = read("fdt");
   let kho: string | null = null;
   if (fdt) {
     kho = firstString(fdtRootProperties(fdt)?.get("compatible"));
     if (kho === null) {
-      const total = fdt.length >= 8 ? new DataView(fdt.buffer, fdt.byteOffset).getUint32(4) : 0;
+      const total = fdt.length >= 8
+        ? new DataView(fdt.buffer, fdt.byteOffset, fdt.byteLength).getUint32(4)
+        : 0;
       problems.push(
         total > fdt.length
           ? `${directory}/fdt: debugfs shows ${fdt.length} of its ${total} bytes, too few to read ` +
@@ -223,7 +230,7 @@ export async function readKhoTree(
       );
     }
   }
-  const luoBlob = await read("sub_fdts/LUO");
+  const luoBlob = read("sub_fdts/LUO");
   const luo = luoBlob ? parseLuoHeader(luoBlob) : null;
   if (luoBlob && !luo) {
     problems.push(
@@ -233,9 +240,9 @@ export async function readKhoTree(
         : `${directory}/sub_fdts/LUO: not a LUO header`,
     );
   }
-  const metadataBlob = await read("sub_fdts/kexec-metadata");
+  const metadataBlob = read("sub_fdts/kexec-metadata");
   const kexec = metadataBlob ? parseKexecMetadata(metadataBlob) : null;
-  return { direction, directory, kho, luo, kexec, problems };
+  return { direction, directory, kho, luo, hasLuo: luoBlob !== null, kexec, problems };
 }
 
 /** Whether a read gave the tree (rather than a reason it could not). */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { denoKernelFs } from "../../host/deno_kernel_fs.ts";
 import { buildFdt } from "./_fdt_builder_test_util.ts";
 import {
   fdtRootProperties,
@@ -69,7 +70,7 @@ Deno.test("readKhoTree reads a debugfs-shaped folder and names what it could not
   const debugfs = await Deno.makeTempDir({ prefix: "liveupdate-mainline-kho-" });
   try {
     assert.match(
-      (await readKhoTree(Deno, debugfs, "in") as { reason: string }).reason,
+      (readKhoTree(denoKernelFs, debugfs, "in") as { reason: string }).reason,
       /not a kexec with KHO/,
     );
     await Deno.mkdir(`${debugfs}/kho/out/sub_fdts`, { recursive: true });
@@ -77,10 +78,11 @@ Deno.test("readKhoTree reads a debugfs-shaped folder and names what it could not
     await Deno.writeFile(`${debugfs}/kho/out/fdt`, fdt.slice(0, fdt.length - 8));
     await Deno.writeFile(`${debugfs}/kho/out/sub_fdts/LUO`, luoSer("luo-v5", 1n));
     await Deno.writeFile(`${debugfs}/kho/out/sub_fdts/kexec-metadata`, kexecMetadata("7.3.4", 1));
-    const tree = await readKhoTree(Deno, debugfs, "out");
+    const tree = readKhoTree(denoKernelFs, debugfs, "out");
     assert.ok(isKhoTree(tree));
     assert.equal(tree.kho, null);
     assert.deepEqual(tree.luo, { compatible: "luo-v5", liveupdateNumber: 1 });
+    assert.equal(tree.hasLuo, true);
     assert.equal(tree.kexec?.previousRelease, "7.3.4");
     assert.match(tree.problems.join(), /debugfs shows \d+ of its \d+ bytes/);
   } finally {

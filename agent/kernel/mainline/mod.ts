@@ -1,13 +1,12 @@
 /**
  * The mainline `/dev/liveupdate` backend (Linux 6.19+): ABI, device, sessions,
- * errors, KHO reader, compatibility, preflight and detection.
+ * errors, KHO reader, preflight and detection (compatibility: agent/compat/).
  *
  * @module
  */
 
 export * from "./abi.ts";
 export * from "./backend.ts";
-export * from "./compat.ts";
 export * from "./device.ts";
 export * from "./errors.ts";
 export * from "./kho.ts";

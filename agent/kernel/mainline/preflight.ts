@@ -19,6 +19,7 @@
  */
 
 import type { FileSystem } from "../../host/host.ts";
+import { failed, type KernelFs } from "../../host/kernel_fs.ts";
 
 /** One check's outcome. */
 export interface PreflightFinding {
@@ -109,16 +110,16 @@ export function parseKexecDefaults(
 }
 
 /**
- * Reads `<etc>/default/kexec` and the `<etc>/default/kexec.d/` snippets
- * (run-parts order and names) and refuses when LOAD_KEXEC is true. Needs read
- * access to `<etc>/default`.
+ * Reads kexec-tools' defaults file `file` (`/etc/default/kexec`, config
+ * `kexec.tools_defaults`) and the snippets in `<file>.d/` (run-parts order and
+ * names) and refuses when LOAD_KEXEC ends up true. Needs read access to both.
  */
 export async function checkKexecToolsLoader(
   fs: Pick<FileSystem, "readTextFile" | "readDir">,
-  etc = "/etc",
+  file = "/etc/default/kexec",
 ): Promise<PreflightFinding> {
   const files: { file: string; text: string }[] = [];
-  const main = `${etc}/default/kexec`;
+  const main = file;
   try {
     files.push({ file: main, text: await fs.readTextFile(main) });
   } catch (error) {
@@ -126,12 +127,12 @@ export async function checkKexecToolsLoader(
   }
   try {
     const names: string[] = [];
-    for await (const entry of fs.readDir(`${etc}/default/kexec.d`)) {
+    for await (const entry of fs.readDir(`${main}.d`)) {
       if (/^[A-Za-z0-9_-]+$/.test(entry.name)) names.push(entry.name);
     }
     for (const name of names.sort()) {
-      const file = `${etc}/default/kexec.d/${name}`;
-      files.push({ file, text: await fs.readTextFile(file) });
+      const snippet = `${main}.d/${name}`;
+      files.push({ file: snippet, text: await fs.readTextFile(snippet) });
     }
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
@@ -159,25 +160,23 @@ export async function checkKexecToolsLoader(
  * Checks the kexec image slot: a kernel loaded by anyone but the agent (which
  * loads with kexec_file_load) may have come from kexec_load, which loses every
  * session; the kernel cannot tell which. `loadedByAgent` is the update flow's
- * own record of its load. Needs read access to `<sysfs>/kernel`.
+ * own record of its load. Reads `<sysfs>/kernel` through the kernel's files.
  */
-export async function checkLoadedKernel(
-  fs: Pick<FileSystem, "readTextFile">,
+export function checkLoadedKernel(
+  fs: KernelFs,
   sysfs: string,
   loadedByAgent: boolean,
-): Promise<PreflightFinding> {
-  let loaded: boolean;
+): PreflightFinding {
   const file = `${sysfs}/kernel/kexec_loaded`;
-  try {
-    loaded = (await fs.readTextFile(file)).trim() === "1";
-  } catch (error) {
+  const bytes = fs.readFile(file, 64);
+  if (failed(bytes)) {
     return {
       check: "loaded-kernel",
       ok: false,
-      message: `Cannot read ${file} (${error instanceof Error ? error.message : error}); this ` +
-        "kernel may lack CONFIG_KEXEC.",
+      message: `Cannot read ${file} (${bytes.errno}); this kernel may lack CONFIG_KEXEC.`,
     };
   }
+  const loaded = new TextDecoder().decode(bytes).trim() === "1";
   if (loaded && !loadedByAgent) {
     return {
       check: "loaded-kernel",

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { denoKernelFs } from "../../host/deno_kernel_fs.ts";
 import {
   checkCmdline,
   checkKexecArguments,
@@ -40,12 +41,12 @@ Deno.test("kexec-tools' shutdown loader: LOAD_KEXEC=true is refused", async () =
   assert.equal(parseKexecDefaults([{ file: "f", text: "#LOAD_KEXEC=true" }]).loadKexec, false);
   const etc = await Deno.makeTempDir({ prefix: "liveupdate-mainline-etc-" });
   try {
-    assert.equal((await checkKexecToolsLoader(Deno, etc)).ok, true);
+    assert.equal((await checkKexecToolsLoader(Deno, `${etc}/default/kexec`)).ok, true);
     await Deno.mkdir(`${etc}/default/kexec.d`, { recursive: true });
     await Deno.writeTextFile(`${etc}/default/kexec`, "LOAD_KEXEC=false\n");
     await Deno.writeTextFile(`${etc}/default/kexec.d/local`, "LOAD_KEXEC=true\n");
     await Deno.writeTextFile(`${etc}/default/kexec.d/ignored.dpkg-old`, "LOAD_KEXEC=false\n");
-    const refused = await checkKexecToolsLoader(Deno, etc);
+    const refused = await checkKexecToolsLoader(Deno, `${etc}/default/kexec`);
     assert.equal(refused.ok, false);
     assert.match(refused.message, /kexec\.d\/local sets LOAD_KEXEC=true.*kexec_load/);
   } finally {
@@ -56,14 +57,14 @@ Deno.test("kexec-tools' shutdown loader: LOAD_KEXEC=true is refused", async () =
 Deno.test("a kernel loaded by someone else is refused", async () => {
   const sysfs = await Deno.makeTempDir({ prefix: "liveupdate-mainline-sysfs-" });
   try {
-    assert.equal((await checkLoadedKernel(Deno, sysfs, false)).ok, false);
+    assert.equal(checkLoadedKernel(denoKernelFs, sysfs, false).ok, false);
     await Deno.mkdir(`${sysfs}/kernel`);
     await Deno.writeTextFile(`${sysfs}/kernel/kexec_loaded`, "0\n");
-    assert.equal((await checkLoadedKernel(Deno, sysfs, false)).ok, true);
-    assert.match((await checkLoadedKernel(Deno, sysfs, true)).message, /something unloaded it/);
+    assert.equal(checkLoadedKernel(denoKernelFs, sysfs, false).ok, true);
+    assert.match(checkLoadedKernel(denoKernelFs, sysfs, true).message, /something unloaded it/);
     await Deno.writeTextFile(`${sysfs}/kernel/kexec_loaded`, "1\n");
-    assert.match((await checkLoadedKernel(Deno, sysfs, false)).message, /kexec -u/);
-    assert.equal((await checkLoadedKernel(Deno, sysfs, true)).ok, true);
+    assert.match(checkLoadedKernel(denoKernelFs, sysfs, false).message, /kexec -u/);
+    assert.equal(checkLoadedKernel(denoKernelFs, sysfs, true).ok, true);
   } finally {
     await Deno.remove(sysfs, { recursive: true });
   }

@@ -13,6 +13,8 @@
  */
 
 import type { Libc } from "../../host/libc.ts";
+import { failed } from "../../host/kernel_fs.ts";
+import { libcKernelFs } from "../../host/libc_kernel_fs.ts";
 import {
   decodeFd,
   decodeGetName,
@@ -108,8 +110,7 @@ export class Session implements Disposable {
 
   /**
    * The session's full name as the kernel knows it: GET_NAME (7.2+), else the
-   * fd's /proc link ("anon_inode:[luo_session] NAME"). Needs read access to
-   * /proc/self/fd for the fallback.
+   * fd's /proc link ("anon_inode:[luo_session] NAME", read through libc).
    */
   kernelName(): string {
     const argument = encodeGetNameArgument();
@@ -123,7 +124,7 @@ export class Session implements Disposable {
         session: this.name,
       });
     }
-    return sessionNameFromProc(this.#fd);
+    return sessionNameFromProc(this.#libc, this.#fd);
   }
 
   /** Closes the fd: unpreserves an outgoing session, finishes an incoming one. */
@@ -148,9 +149,14 @@ export class Session implements Disposable {
 
 const PROC_PREFIX = "anon_inode:[luo_session] ";
 
-/** The session name in fd's /proc/self/fd link, for kernels without GET_NAME. */
-export function sessionNameFromProc(fd: number): string {
-  const target = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+/**
+ * The session name in fd's /proc/self/fd link, for kernels without GET_NAME (read
+ * through libc: Deno refuses /proc under the agent's permissions).
+ */
+export function sessionNameFromProc(libc: Libc, fd: number): string {
+  const link = `/proc/self/fd/${fd}`;
+  const target = libcKernelFs(libc).readLink(link);
+  if (failed(target)) throw new TypeError(`Cannot read ${link} (${target.errno})`);
   if (!target.startsWith(PROC_PREFIX)) {
     throw new TypeError(`fd ${fd} is not a live-update session (${JSON.stringify(target)})`);
   }

@@ -22,11 +22,11 @@ import { LiveupdateDevice } from "../../../agent/kernel/mainline/device.ts";
 import { isKhoTree, readKhoTree } from "../../../agent/kernel/mainline/kho.ts";
 import {
   compareHandoverAbi,
-  handoverAbiPath,
-  readHandoverAbi,
   runningHandoverAbi,
   verifyHandover,
-} from "../../../agent/kernel/mainline/compat.ts";
+} from "../../../agent/compat/compatible.ts";
+import { readAbiMetadata } from "../../../agent/compat/metadata.ts";
+import { libcKernelFs } from "../../../agent/host/libc_kernel_fs.ts";
 import {
   checkCmdline,
   checkKexecToolsLoader,
@@ -59,6 +59,7 @@ const O_RDWR = 2;
 
 const libc = openLibc();
 const boot = bootNumber();
+const kernelFs = libcKernelFs(libc);
 const device = new LiveupdateDevice({
   libc,
   clock: realClock,
@@ -114,7 +115,7 @@ function dumpKho(direction: string) {
 }
 
 async function khoReport(direction: "out" | "in") {
-  const tree = await readKhoTree(Deno, "/sys/kernel/debug", direction);
+  const tree = await readKhoTree(kernelFs, "/sys/kernel/debug", direction);
   // The raw files, for diagnosis, whenever the reader had something to say.
   if (!isKhoTree(tree) || tree.problems.length > 0) dumpKho(direction);
   ensure(isKhoTree(tree), `kho/${direction} unreadable: ${"reason" in tree ? tree.reason : ""}`);
@@ -192,12 +193,24 @@ async function bootOne(): Promise<void> {
     const status = await statusJson();
     const kernel = status.kernel;
     ensure(kernel.available === true && kernel.backend === "mainline", JSON.stringify(kernel));
-    ensure(kernel.mainline.cmdline.ok === true, JSON.stringify(kernel.mainline.cmdline));
-    ensure(kernel.mainline.getNameIoctl === true, "GET_NAME not reported for 7.3");
-    ensure(kernel.mainline.devices.preserved === false, "devices reported as preserved");
-    ensure(kernel.mainline.outgoing.luo === "luo-v5", JSON.stringify(kernel.mainline.outgoing));
-    ensure("unavailable" in kernel.mainline.incoming, "an incoming handover in a cold boot");
-    return kernel;
+    const sessions = kernel.sessions;
+    ensure(kernel.state === null && kernel.features.devices === false, JSON.stringify(kernel));
+    ensure(sessions.cmdline.ok === true, JSON.stringify(sessions.cmdline));
+    ensure(sessions.getNameIoctl === true, "GET_NAME not reported for 7.3");
+    ensure(sessions.devices.preserved === false, "devices reported as preserved");
+    ensure(sessions.outgoing.luo === "luo-v5", JSON.stringify(sessions.outgoing));
+    ensure(
+      sessions.incoming.previousRelease === null && sessions.incoming.problem !== null,
+      "an incoming handover in a cold boot",
+    );
+    ensure(status.handover.status !== "present", JSON.stringify(status.handover));
+    ensure(
+      status.compat.running.compatible?.luo === "luo-v5",
+      JSON.stringify(status.compat.running),
+    );
+    ensure(status.compat.verdict.outcome === "compatible", JSON.stringify(status.compat));
+    // The whole document: the host checks it against the published schema.
+    return { document: status };
   });
 
   let keep!: Session;
@@ -292,7 +305,7 @@ async function bootOne(): Promise<void> {
 
   await check(boot, "get-name", () => {
     const viaIoctl = keep.kernelName();
-    const viaProc = sessionNameFromProc(keep.fd);
+    const viaProc = sessionNameFromProc(libc, keep.fd);
     ensure(viaIoctl === "abi-keep" && viaProc === "abi-keep", `${viaIoctl} / ${viaProc}`);
     return { viaIoctl, viaProc };
   });
@@ -463,13 +476,11 @@ async function bootOne(): Promise<void> {
   });
 
   await check(boot, "compat-running-vs-target", async () => {
-    const metadata = await readHandoverAbi(
-      Deno,
-      handoverAbiPath("/usr/lib/modules", Deno.osRelease()),
-    );
+    const metadata =
+      (await readAbiMetadata(Deno, "/usr/lib/modules", Deno.osRelease()))?.compatible ?? null;
     ensure(metadata !== null, "no liveupdate-abi metadata in the guest");
     const running = runningHandoverAbi(
-      await readKhoTree(Deno, "/sys/kernel/debug", "out"),
+      await readKhoTree(kernelFs, "/sys/kernel/debug", "out"),
       metadata,
     );
     ensure(
@@ -487,8 +498,8 @@ async function bootOne(): Promise<void> {
     const running = checkCmdline(Deno.readTextFileSync("/proc/cmdline"), "running");
     const target = checkCmdline(nextCmdline(2), "target");
     const withoutLuo = checkCmdline(nextCmdline(2).replace("liveupdate=on", ""), "target");
-    const loader = await checkKexecToolsLoader(Deno, "/etc");
-    const slot = await checkLoadedKernel(Deno, "/sys", false);
+    const loader = await checkKexecToolsLoader(Deno, "/etc/default/kexec");
+    const slot = checkLoadedKernel(kernelFs, "/sys", false);
     ensure(
       running.ok && target.ok && loader.ok && slot.ok,
       JSON.stringify([running, target, loader, slot]),
@@ -501,15 +512,15 @@ async function bootOne(): Promise<void> {
   for (const fd of fds) closeFd(fd);
 
   let loadMs = 0;
-  const loaded = await check(boot, "kexec-file-load", async () => {
+  const loaded = await check(boot, "kexec-file-load", () => {
     const started = performance.now();
     kexecFileLoad(libc, "/boot/bzImage", "/sys/firmware/initrd", nextCmdline(2));
     loadMs = performance.now() - started;
     const flag = Deno.readTextFileSync("/sys/kernel/kexec_loaded").trim();
     ensure(flag === "1", `/sys/kernel/kexec_loaded is ${flag}`);
     // A loaded kernel the agent did not load itself is refused; its own is accepted.
-    const foreign = await checkLoadedKernel(Deno, "/sys", false);
-    const own = await checkLoadedKernel(Deno, "/sys", true);
+    const foreign = checkLoadedKernel(kernelFs, "/sys", false);
+    const own = checkLoadedKernel(kernelFs, "/sys", true);
     ensure(!foreign.ok && own.ok, JSON.stringify([foreign, own]));
     return { loadMs: Math.round(loadMs), sessionsHeld: sessions.map((s) => s.name) };
   });
@@ -534,10 +545,8 @@ async function bootTwo(): Promise<void> {
   });
 
   await check(boot, "handover-verified", async () => {
-    const metadata = await readHandoverAbi(
-      Deno,
-      handoverAbiPath("/usr/lib/modules", Deno.osRelease()),
-    );
+    const metadata =
+      (await readAbiMetadata(Deno, "/usr/lib/modules", Deno.osRelease()))?.compatible ?? null;
     ensure(metadata !== null, "no liveupdate-abi metadata in the guest");
     const expected = {
       release: Deno.osRelease(),
@@ -545,8 +554,8 @@ async function bootTwo(): Promise<void> {
       target: metadata,
       liveupdateNumber: 1,
     };
-    const incoming = await readKhoTree(Deno, "/sys/kernel/debug", "in");
-    const outgoing = await readKhoTree(Deno, "/sys/kernel/debug", "out");
+    const incoming = await readKhoTree(kernelFs, "/sys/kernel/debug", "in");
+    const outgoing = await readKhoTree(kernelFs, "/sys/kernel/debug", "out");
     const result = verifyHandover(expected, incoming, outgoing);
     ensure(result.ok, JSON.stringify(result.checks));
     ensure(
@@ -560,18 +569,20 @@ async function bootTwo(): Promise<void> {
   });
 
   await check(boot, "status-json-after-kexec", async () => {
-    const kernel = (await statusJson()).kernel;
+    const status = await statusJson();
+    const kernel = status.kernel;
     ensure(kernel.backend === "mainline", JSON.stringify(kernel));
-    const incoming = kernel.mainline.incoming;
+    ensure(status.handover.status === "present", JSON.stringify(status.handover));
+    const incoming = kernel.sessions.incoming;
     ensure(
       incoming.previousRelease === Deno.osRelease() && incoming.kexecCount === 1,
       JSON.stringify(incoming),
     );
     ensure(
-      kernel.mainline.outgoing.liveupdateNumber === 2,
-      JSON.stringify(kernel.mainline.outgoing),
+      kernel.sessions.outgoing.liveupdateNumber === 2,
+      JSON.stringify(kernel.sessions.outgoing),
     );
-    return kernel.mainline;
+    return { document: status };
   });
 
   await check(boot, "first-open-after-kexec", async () => {

@@ -1,18 +1,18 @@
 /**
- * Handover compatibility on mainline kernels. Unlike the RFC's major/minor
- * version, mainline names every handover format with a compatible string: the
- * KHO tree ("kho-v4"), the LUO header ("luo-v5", which also covers the session
- * format) and each file handler ("memfd-v2"). The next kernel refuses — panics —
- * on a LUO header it does not know, and cannot restore files whose handler it
- * lacks, so the strings of the running and the target kernel must be equal.
+ * Handover compatibility on mainline kernels (`/dev/liveupdate`). Unlike the RFC's
+ * major/minor version, mainline names every handover format with a compatible
+ * string: the KHO tree ("kho-v4"), the LUO header ("luo-v5", which also covers the
+ * session format) and each file handler ("memfd-v2"). The next kernel refuses —
+ * panics — on a LUO header it does not know, and cannot restore files whose
+ * handler it lacks, so the strings of the running and the target kernel must be
+ * equal.
  *
  * Where the strings come from:
  * - the running kernel: its outgoing KHO tree in debugfs (LUO header; the KHO
- *   string when debugfs shows the whole tree) and its shipped metadata file
- *   (file handlers, which live in memory debugfs does not show);
- * - the target: its shipped metadata file, `<modules_dir>/<release>/liveupdate-abi`,
- *   "key=value" lines as tests/mainline/build_kernel.sh writes them from the
- *   kernel source:  kho=kho-v4  luo=luo-v5  file-handler=memfd-v2
+ *   string when debugfs shows the whole tree) and its shipped metadata file (file
+ *   handlers, which live in memory debugfs does not show);
+ * - the target: its shipped metadata file, `<modules_dir>/<release>/liveupdate-abi`
+ *   (`LUO_COMPATIBLE=`, `KHO_COMPATIBLE=`, `LUO_FILE_HANDLERS=`; metadata.ts).
  *
  * After the kexec, {@link verifyHandover} checks the record against what the new
  * kernel shows.
@@ -20,9 +20,7 @@
  * @module
  */
 
-import { AgentError } from "../../errors.ts";
-import type { FileSystem } from "../../host/host.ts";
-import { isKhoTree, type KhoTree, type KhoUnavailable } from "./kho.ts";
+import { isKhoTree, type KhoTree, type KhoUnavailable } from "../kernel/mainline/kho.ts";
 
 /** A kernel's handover formats. */
 export interface HandoverAbi {
@@ -30,64 +28,6 @@ export interface HandoverAbi {
   luo: string | null;
   /** File-handler compatible strings ("memfd-v2"). */
   fileHandlers: string[];
-}
-
-/** A metadata file the agent cannot use. */
-export class HandoverAbiError extends AgentError {
-  override name = "HandoverAbiError";
-}
-
-const COMPATIBLE = /^[a-z][a-z0-9_-]*-v\d+$/;
-
-/** Parses a `liveupdate-abi` metadata file. Throws HandoverAbiError naming the line. */
-export function parseHandoverAbi(text: string, file: string): HandoverAbi {
-  const abi: HandoverAbi = { kho: null, luo: null, fileHandlers: [] };
-  text.split("\n").forEach((raw, index) => {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) return;
-    const match = line.match(/^([a-z-]+)=(.*)$/);
-    const value = match?.[2]?.trim() ?? "";
-    if (!match || !COMPATIBLE.test(value)) {
-      throw new HandoverAbiError(
-        `${file}, line ${index + 1}: expected "kho=…", "luo=…" or "file-handler=…" with a ` +
-          `compatible string such as "luo-v5", found ${JSON.stringify(line)}.`,
-      );
-    }
-    switch (match[1]) {
-      case "kho":
-        abi.kho = value;
-        break;
-      case "luo":
-        abi.luo = value;
-        break;
-      case "file-handler":
-        if (!abi.fileHandlers.includes(value)) abi.fileHandlers.push(value);
-        break;
-      default:
-        // Keys of later formats are ignored, so older agents read newer files.
-        break;
-    }
-  });
-  return abi;
-}
-
-/** The metadata file of kernel `release`. */
-export function handoverAbiPath(modulesDir: string, release: string): string {
-  return `${modulesDir}/${release}/liveupdate-abi`;
-}
-
-/** Reads a metadata file; null when it does not exist. Throws HandoverAbiError. */
-export async function readHandoverAbi(
-  fs: Pick<FileSystem, "readTextFile">,
-  file: string,
-): Promise<HandoverAbi | null> {
-  try {
-    return parseHandoverAbi(await fs.readTextFile(file), file);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    if (error instanceof HandoverAbiError) throw error;
-    throw new HandoverAbiError(`Cannot read ${file}: ${error}`, { cause: error });
-  }
 }
 
 /**
@@ -222,7 +162,7 @@ export interface HandoverExpectation {
 }
 
 /** The result of {@link verifyHandover}. */
-export interface HandoverCheck {
+export interface HandoverVerification {
   ok: boolean;
   checks: { what: string; ok: boolean | null; detail: string }[];
 }
@@ -239,8 +179,8 @@ export function verifyHandover(
   expected: HandoverExpectation,
   incoming: KhoTree | KhoUnavailable,
   outgoing: KhoTree | KhoUnavailable,
-): HandoverCheck {
-  const checks: HandoverCheck["checks"] = [];
+): HandoverVerification {
+  const checks: HandoverVerification["checks"] = [];
   if (!isKhoTree(incoming)) {
     checks.push({ what: "kho-in", ok: false, detail: `${incoming.directory}: ${incoming.reason}` });
   } else {
