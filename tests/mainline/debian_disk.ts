@@ -15,7 +15,7 @@ import { abiMetadataText } from "./kernel.ts";
 /** What the Debian guest runs (their imports are cached into the disk). */
 export const DEBIAN_PROGRAMS = [
   "tests/mainline/debian/driver.ts",
-  "tests/mainline/example_client.ts",
+  "examples/memfd_client.ts",
   "agent/main.ts",
 ];
 

@@ -23,12 +23,12 @@ export const REPO = fileURLToPath(new URL("../../", import.meta.url));
 export const GUEST_PROGRAMS = [
   "tests/mainline/guest/abi_checks.ts",
   "tests/mainline/guest/broker_checks.ts",
-  "tests/mainline/example_client.ts",
+  "examples/memfd_client.ts",
   "agent/main.ts",
 ];
 
 /** Repository folders and files copied into the guest, below /repo. */
-export const SOURCES = ["agent", "tests/mainline", "units", "deno.json", "deno.lock"];
+export const SOURCES = ["agent", "examples", "tests/mainline", "units", "deno.json", "deno.lock"];
 
 /** Runs a command to its end; throws with its stderr when it fails. */
 export async function run(

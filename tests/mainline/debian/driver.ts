@@ -148,7 +148,7 @@ function clientUnit(name: string, extra: string[]): void {
     "After=liveupdate-sessions.service",
     "[Service]",
     `ExecStart=${DENO} ${
-      denoArgs("tests/mainline/example_client.ts", [
+      denoArgs("examples/memfd_client.ts", [
         "preserve",
         "--id",
         "%i",
@@ -415,7 +415,7 @@ async function claim(id: string): Promise<void> {
   await check(boot, `claim-${id}`, async () => {
     const out = await must(
       DENO,
-      denoArgs("tests/mainline/example_client.ts", [
+      denoArgs("examples/memfd_client.ts", [
         "restore",
         "--id",
         id,
@@ -477,7 +477,7 @@ async function bootTwoWithoutAt(): Promise<void> {
     });
     const claimed = await exec(
       DENO,
-      denoArgs("tests/mainline/example_client.ts", ["restore", "--id", "vm-1"]),
+      denoArgs("examples/memfd_client.ts", ["restore", "--id", "vm-1"]),
     );
     ensure(claimed.code !== 0, `the claim succeeded without "@": ${claimed.out}`);
     const record = await waitUntil("the record", async () => {

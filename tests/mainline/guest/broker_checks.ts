@@ -1,7 +1,7 @@
 /**
  * The session broker on the real 7.3 kernel, across a real KHO kexec, with the
  * agent's real processes: `liveupdate-agent sessions serve` as the broker and
- * tests/mainline/example_client.ts as its clients.
+ * examples/memfd_client.ts as its clients.
  *
  * Boot 1: a client that never says READY makes preparation roll back (every
  * session unpreserved once its holders close it); then three clients ("vm-1",
@@ -149,7 +149,7 @@ async function waitForSocket(): Promise<void> {
 
 function client(mode: "preserve" | "restore", spec: typeof CLIENTS[number], extra: string[] = []) {
   return new Child(`${mode}:${spec.id}`, [
-    "tests/mainline/example_client.ts",
+    "examples/memfd_client.ts",
     mode,
     "--socket",
     SOCKET,

@@ -17,16 +17,16 @@
  * Reports progress as JSON lines on stdout. Needs root (the broker's socket) and
  * --allow-ffi --allow-read.
  *
- * Usage: deno run -A tests/mainline/example_client.ts preserve|restore --id ID
+ * Usage: deno run -A examples/memfd_client.ts preserve|restore --id ID
  *          [--socket PATH] [--size BYTES] [--seed N] [--never-ready]
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { cString, type Libc, openLibc } from "../../agent/host/libc.ts";
-import { Session } from "../../agent/kernel/mainline/session.ts";
-import { BrokerClient } from "../../agent/sessions/client.ts";
+import { cString, type Libc, openLibc } from "../agent/host/libc.ts";
+import { Session } from "../agent/kernel/mainline/session.ts";
+import { BrokerClient } from "../agent/sessions/client.ts";
 
 const MFD_CLOEXEC = 1;
 const TOKEN = 1n;
@@ -185,7 +185,7 @@ if (import.meta.main) {
   const mode = positionals[0];
   if (!values.id || (mode !== "preserve" && mode !== "restore")) {
     report("usage", {
-      message: "example_client.ts preserve|restore --id ID [--size N] [--seed N]",
+      message: "memfd_client.ts preserve|restore --id ID [--size N] [--seed N]",
     });
     Deno.exit(2);
   }
