@@ -7,6 +7,7 @@ import { createTestHost, type Libc, libcKernelFs, openLibc } from "../host/mod.t
 import { ATTEMPT_SCHEMA, type AttemptRecord, type AttemptStatus } from "../store/mod.ts";
 import { runCli } from "./run.ts";
 import type { Platform } from "./platform.ts";
+import { SMALLEST_PLAN } from "../store/test_plan.ts";
 
 /** The production platform: the kernel's files through libc. */
 function platformOf(libc: Libc): Platform {
@@ -163,17 +164,7 @@ function attempt(id: string, status: AttemptStatus, notes: Record<string, unknow
       target: { release: "6.15.0-new", luo_version: "1.1" },
     },
     compat: { verdict: "compatible", reason: "", override: false },
-    plan: {
-      phases: ["prepare", "reboot", "updated", "finish", "cancel"].map((phase) => ({
-        phase,
-        stop: [],
-        start: [],
-        target: `liveupdate-${phase}.target`,
-        timeoutMs: 1000,
-      })),
-      devices: { supported: true, selected: [], ancestors: [], changes: [] },
-      target: { kernel: "/boot/vmlinuz", cmdline: "liveupdate=on kho=on" },
-    },
+    plan: SMALLEST_PLAN,
     steps: [],
     timings: {},
     overrides: [],

@@ -2,19 +2,7 @@ import assert from "node:assert/strict";
 import { ATTEMPT_SCHEMA, type AttemptRecord, newAttemptId } from "./attempt.ts";
 import { AttemptStore } from "./attempts.ts";
 import { StoreError } from "./store_error.ts";
-
-/** The smallest plan an open attempt may carry. */
-const PLAN = {
-  phases: ["prepare", "reboot", "updated", "finish", "cancel"].map((phase) => ({
-    phase,
-    stop: [],
-    start: [],
-    target: `liveupdate-${phase}.target`,
-    timeoutMs: 1000,
-  })),
-  devices: { supported: true, selected: [], ancestors: [], changes: [] },
-  target: { kernel: "/boot/vmlinuz", cmdline: "liveupdate=on kho=on" },
-};
+import { SMALLEST_PLAN } from "./test_plan.ts";
 
 function attempt(id: string, status: AttemptRecord["status"] = "succeeded"): AttemptRecord {
   return {
@@ -30,7 +18,7 @@ function attempt(id: string, status: AttemptRecord["status"] = "succeeded"): Att
       target: { release: "6.12.1", luo_version: "1.0" },
     },
     compat: { verdict: "compatible", reason: "Same LUO version 1.0.", override: false },
-    plan: PLAN,
+    plan: SMALLEST_PLAN,
     steps: [{ name: "record", status: "done", started: "2026-11-25T20:00:00.000Z" }],
     timings: {},
     overrides: [],
@@ -163,20 +151,24 @@ Deno.test("attempt ids sort by time and are unique", () => {
 Deno.test("an open attempt whose plan lacks what recovery acts on is unusable, not a crash", async () => {
   await withStore(async (store) => {
     const cases: [string, Record<string, unknown>, RegExp][] = [
-      ["no phases", { ...PLAN, phases: undefined }, /field "plan" has no "phases" list/],
-      ["a missing phase", { ...PLAN, phases: PLAN.phases.slice(1) }, /has no phase "prepare"/],
+      ["no phases", { ...SMALLEST_PLAN, phases: undefined }, /field "plan" has no "phases" list/],
+      [
+        "a missing phase",
+        { ...SMALLEST_PLAN, phases: SMALLEST_PLAN.phases.slice(1) },
+        /has no phase "prepare"/,
+      ],
       [
         "a bad phase",
-        { ...PLAN, phases: [{ phase: "prepare" }, ...PLAN.phases] },
+        { ...SMALLEST_PLAN, phases: [{ phase: "prepare" }, ...SMALLEST_PLAN.phases] },
         /has a phase 1 that is not/,
       ],
-      ["no devices", { ...PLAN, devices: {} }, /has no "devices"/],
+      ["no devices", { ...SMALLEST_PLAN, devices: {} }, /has no "devices"/],
       [
         "a bad change",
-        { ...PLAN, devices: { ...PLAN.devices, changes: [{ path: 1 }] } },
+        { ...SMALLEST_PLAN, devices: { ...SMALLEST_PLAN.devices, changes: [{ path: 1 }] } },
         /lists a device change that is not/,
       ],
-      ["no target", { ...PLAN, target: null }, /has no "target"/],
+      ["no target", { ...SMALLEST_PLAN, target: null }, /has no "target"/],
     ];
     for (const [index, [name, plan, says]] of cases.entries()) {
       const record = attempt(`20261125T20000${index}Z-aaaaaa`, "preparing");
