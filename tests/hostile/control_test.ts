@@ -4,7 +4,8 @@
  * sentence, before anything is touched; members of `control.group` get past the
  * check (and then meet the file permissions like anyone); reading is open.
  *
- * Deno's module cache is copied where `nobody` can read it (/root is private).
+ * Deno's module cache and binary are copied where `nobody` can read them (/root is
+ * private; under npx the binary lives there too).
  */
 
 import assert from "node:assert/strict";
@@ -26,6 +27,9 @@ Deno.test("control surface: only root or control.group may change anything", asy
   const cache = await Deno.makeTempDir({ prefix: "liveupdate-control-deno-" });
   try {
     await command("cp", ["-r", `${DENO_DIR}/npm`, `${cache}/npm`]);
+    // The deno binary too: under npx it lives below /root, which nobody cannot enter.
+    const deno = `${cache}/deno`;
+    await Deno.link(Deno.execPath(), deno).catch(() => Deno.copyFile(Deno.execPath(), deno));
     await command("chmod", ["-R", "a+rX", cache, host.dir]);
     // The state stays root's (0700), as in production.
     await Deno.mkdir(host.state, { mode: 0o700 });
@@ -40,7 +44,7 @@ Deno.test("control surface: only root or control.group may change anything", asy
           `DENO_DIR=${cache}`,
           "HOME=/nonexistent",
           "NO_COLOR=1",
-          Deno.execPath(),
+          deno,
           "run",
           "-A",
           "--cached-only",
