@@ -16,14 +16,9 @@ import {
   selectionFor,
 } from "../devices/mod.ts";
 import { ExitCode } from "../exit_codes.ts";
-import {
-  type DeviceKernel,
-  kernelContext,
-  KernelUnsupportedError,
-  openKernel,
-  requireDevices,
-} from "../kernel/mod.ts";
+import { type DeviceKernel, KernelUnsupportedError, requireDevices } from "../kernel/mod.ts";
 import { keyValues } from "./attempts_view.ts";
+import { openConfiguredKernel } from "./configured_kernel.ts";
 import type { Command, CommandContext } from "./command.ts";
 
 /** Opens the kernel's per-device part for the command. */
@@ -31,16 +26,7 @@ export type DeviceKernelOpener = (context: CommandContext) => Promise<DeviceKern
 
 /** The kernel the configuration names (`kernel.backend`), through the kernel layer. */
 export async function openConfiguredDeviceKernel(context: CommandContext): Promise<DeviceKernel> {
-  const { config } = context.loaded;
-  const kernel = await openKernel(
-    kernelContext(config, {
-      fs: context.platform.kernelFs(),
-      libc: context.platform.libc,
-      log: context.log,
-    }),
-    config.kernel.backend,
-  );
-  return requireDevices(kernel);
+  return requireDevices(await openConfiguredKernel(context));
 }
 
 const flag = (value: boolean | undefined) => (value === undefined ? "?" : value ? "yes" : "no");

@@ -9,16 +9,11 @@
 import { parseDuration } from "../config/mod.ts";
 import { UsageError } from "../errors.ts";
 import { ExitCode } from "../exit_codes.ts";
-import {
-  kernelContext,
-  type LuoState,
-  openKernel,
-  StateWaitTimeoutError,
-  waitForState,
-} from "../kernel/mod.ts";
+import { type LuoState, StateWaitTimeoutError, waitForState } from "../kernel/mod.ts";
 import { AttemptStore, TERMINAL_STATUSES } from "../store/mod.ts";
 import { type AttemptSummary, summarizeAttempt } from "./attempts_view.ts";
 import type { Command, CommandContext } from "./command.ts";
+import { openConfiguredKernel } from "./configured_kernel.ts";
 
 /** Version of the `wait --json` document. */
 export const WAIT_JSON_VERSION = 1;
@@ -110,15 +105,7 @@ async function waitNormal(
   context: CommandContext,
   timeoutMs: number,
 ): Promise<Omit<WaitReport, "version" | "for" | "waited_ms">> {
-  const { config } = context.loaded;
-  const kernel = await openKernel(
-    kernelContext(config, {
-      fs: context.platform.kernelFs(),
-      libc: context.platform.libc,
-      log: context.log,
-    }),
-    config.kernel.backend,
-  );
+  const kernel = await openConfiguredKernel(context);
   const machine = kernel.stateMachine;
   if (!machine) {
     return {

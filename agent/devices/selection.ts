@@ -28,6 +28,7 @@ import { isUnitName } from "../config/fields.ts";
 import type { DevicePath } from "../kernel/kernel.ts";
 import {
   type BoundedRead,
+  boundedResult,
   type DirEntry,
   failed,
   type FileIdentity,
@@ -421,12 +422,5 @@ function readIdentified(
   buffer: Uint8Array<ArrayBuffer>,
   identity: FileIdentity,
 ): BoundedRead {
-  const count = identities.readIdentified(path, buffer, identity);
-  if (failed(count)) {
-    return count.errno === "ENOENT" || count.errno === "ENOTDIR"
-      ? { kind: "missing" }
-      : { kind: "failed", errno: count.errno };
-  }
-  if (count >= buffer.length) return { kind: "too-big" };
-  return { kind: "ok", bytes: buffer.subarray(0, count) };
+  return boundedResult(identities.readIdentified(path, buffer, identity), buffer);
 }

@@ -135,7 +135,17 @@ export function readBounded(
   buffer: Uint8Array<ArrayBuffer>,
   options?: ReadOptions,
 ): BoundedRead {
-  const count = fs.read(path, buffer, options);
+  return boundedResult(fs.read(path, buffer, options), buffer);
+}
+
+/**
+ * What a read of at most `buffer.length` bytes into `buffer` found, as
+ * {@link readBounded} reports it: the count read, or the failure.
+ */
+export function boundedResult(
+  count: number | FsFailure,
+  buffer: Uint8Array<ArrayBuffer>,
+): BoundedRead {
   if (failed(count)) {
     return count.errno === "ENOENT" || count.errno === "ENOTDIR"
       ? { kind: "missing" }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { FLEET_PHASES } from "../../fleet/mod.ts";
+
 /** A JSON Schema, as a plain object. */
 export type JsonSchema = { [keyword: string]: unknown };
 
@@ -122,20 +124,7 @@ export const fleetState: JsonSchema = object(
     host_id: string,
     group: string,
     backend: string,
-    phase: oneOfValues([
-      "waiting-window",
-      "waiting-slot",
-      "holding",
-      "persistent",
-      "waiting-health",
-      "released",
-      "kept",
-      "lost",
-      "abandoned",
-      "timed-out",
-      "failed",
-      "stopped",
-    ]),
+    phase: oneOfValues(FLEET_PHASES),
     since: string,
     updated_at: string,
     wait_started_at: string,
